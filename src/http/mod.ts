@@ -1,0 +1,1 @@
+export { buildHttpApp, describeStream, type HttpAppOptions, type PlayGate, playPathFromUrl } from "./_app.ts";
