@@ -2,7 +2,7 @@
 
 import { ConfigError, loadConfig, parseCliArgs } from "./src/config/mod.ts";
 import { configureLogging, errorMessage, rootLogger } from "./src/log/mod.ts";
-import { createHub, startMediaNode } from "./src/node.ts";
+import { startNode } from "./src/node.ts";
 
 async function main(): Promise<number> {
   let config;
@@ -16,10 +16,9 @@ async function main(): Promise<number> {
     throw err;
   }
   configureLogging(config.global.log.level, config.global.log.format);
-  const hub = createHub(config);
   let node;
   try {
-    node = startMediaNode(config, hub);
+    node = await startNode(config);
   } catch (err) {
     rootLogger.error("node failed to start", { error: errorMessage(err) });
     return 1;

@@ -1,25 +1,22 @@
 /**
  * Explicit wiring of one node: config in, running services out. Nothing reads globals, so
- * tests can build a node in-process. `Symbol.asyncDispose` stops everything in reverse order.
+ * tests can build a node in-process. The HTTP port is bound first (its real port is part of
+ * the node's cluster identity when the config asks for port 0), then the cluster, the RTMP
+ * listener and the HTTP routes are built. `Symbol.asyncDispose` stops it all in reverse.
  */
 
-import type { Hono } from "hono";
-import { type Config, parseListenAddr } from "./config/mod.ts";
-import { buildHttpApp, type PlayGate } from "./http/mod.ts";
-import { type Logger, rootLogger } from "./log/mod.ts";
+import { type Config, parseListenAddr, resolveIdentity } from "./config/mod.ts";
+import { buildHttpApp } from "./http/mod.ts";
+import { errorMessage, type Logger, rootLogger } from "./log/mod.ts";
 import { StreamHub } from "./media/mod.ts";
-import { type RtmpGate, RtmpServer } from "./rtmp/mod.ts";
+import { RtmpServer } from "./rtmp/mod.ts";
+import { Cluster } from "./cluster/mod.ts";
 
 export interface NodeHandle extends AsyncDisposable {
   readonly hub: StreamHub;
+  readonly cluster: Cluster | null;
   readonly httpPort: number;
   readonly rtmpPort: number;
-}
-
-export interface NodeExtensions {
-  mounts?: Record<string, Hono>;
-  playGate?: PlayGate;
-  rtmpGate?: RtmpGate;
 }
 
 export function createHub(config: Config): StreamHub {
@@ -32,13 +29,30 @@ export function createHub(config: Config): StreamHub {
   });
 }
 
-/** Starts the media node: RTMP listener and the HTTP port. */
-export function startMediaNode(
-  config: Config,
-  hub: StreamHub,
-  ext: NodeExtensions = {},
-  log: Logger = rootLogger,
-): NodeHandle {
+type FetchHandler = (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Response | Promise<Response>;
+
+export async function startNode(config: Config, log: Logger = rootLogger): Promise<NodeHandle> {
+  const hub = createHub(config);
+  const httpAddr = parseListenAddr(config.global.http.listenaddr);
+  const httpLog = log.child({ svc: "http" });
+  let handler: FetchHandler = () => new Response("starting", { status: 503 });
+  const server = Deno.serve({
+    hostname: httpAddr.hostname,
+    port: httpAddr.port,
+    onListen: () => {},
+    onError: (err) => {
+      httpLog.warn("http request failed", { error: errorMessage(err) });
+      return new Response("internal error", { status: 500 });
+    },
+  }, (req, info) => handler(req, info));
+  const httpPort = server.addr.port;
+
+  let cluster: Cluster | null = null;
+  if (config.cluster.enable) {
+    const identity = resolveIdentity(config, { hostname: Deno.hostname(), httpPort });
+    cluster = new Cluster(config, identity, hub, log.child({ node: identity.serverId }));
+  }
+
   const rtmpAddr = parseListenAddr(config.rtmp.tcp.listenaddr);
   const rtmp = new RtmpServer(rtmpAddr.hostname, rtmpAddr.port, {
     hub,
@@ -47,38 +61,31 @@ export function startMediaNode(
     handshakeTimeoutMs: config.rtmp.handshake_timeout * 1000,
     waitTimeoutMs: config.flv.wait_timeout * 1000,
     publishIdleTimeoutMs: config.rtmp.publish_idle_timeout * 1000,
-    ...(ext.rtmpGate ? { gate: ext.rtmpGate } : {}),
+    ...(cluster ? { gate: cluster.rtmpGate() } : {}),
   }, log.child({ svc: "rtmp" }));
 
   const app = buildHttpApp({
     hub,
     waitTimeoutMs: config.flv.wait_timeout * 1000,
-    log: log.child({ svc: "http" }),
-    ...(ext.playGate ? { gate: ext.playGate } : {}),
-    ...(ext.mounts ? { mounts: ext.mounts } : {}),
+    log: httpLog,
+    ...(cluster ? { gate: cluster.playGate(), mounts: { "/cluster/api": cluster.api() } } : {}),
   });
-  const httpAddr = parseListenAddr(config.global.http.listenaddr);
-  const httpLog = log.child({ svc: "http" });
-  const server = Deno.serve({
-    hostname: httpAddr.hostname,
-    port: httpAddr.port,
-    onListen: () => {},
-    onError: (err) => {
-      httpLog.warn("http request failed", { error: err instanceof Error ? err.message : String(err) });
-      return new Response("internal error", { status: 500 });
-    },
-  }, (req, info) => app.fetch(req, info));
+  handler = (req, info) => app.fetch(req, info);
+  cluster?.start();
 
   log.info("node listening", {
-    http: `${httpAddr.hostname}:${server.addr.port}`,
+    http: `${httpAddr.hostname}:${httpPort}`,
     rtmp: `${rtmpAddr.hostname}:${rtmp.port}`,
+    server_id: cluster?.identity.serverId,
   });
 
   return {
     hub,
-    httpPort: server.addr.port,
+    cluster,
+    httpPort,
     rtmpPort: rtmp.port,
     async [Symbol.asyncDispose]() {
+      await cluster?.[Symbol.asyncDispose]();
       hub.closeAll();
       await rtmp[Symbol.asyncDispose]();
       await server.shutdown();

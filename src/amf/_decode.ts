@@ -49,7 +49,9 @@ function readValue(r: ByteReader, depth: number): Amf0Value {
       enter(depth, at);
       const n = r.u32();
       if (n > r.remaining) {
-        throw new SyntaxError(`AMF0 truncated: strict array of ${n} elements at offset ${at} exceeds the input`);
+        throw new SyntaxError(
+          `AMF0 truncated: strict array of ${n} elements at offset ${at} exceeds the input`,
+        );
       }
       const arr: Amf0Value[] = [];
       for (let i = 0; i < n; i++) arr.push(readValue(r, depth + 1));

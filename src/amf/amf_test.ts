@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { AMF0_MAX_DEPTH, type Amf0Object, type Amf0Value, decodeAmf0, encodeAmf0, encodeAmf0EcmaArray } from "./mod.ts";
+import {
+  AMF0_MAX_DEPTH,
+  type Amf0Object,
+  type Amf0Value,
+  decodeAmf0,
+  encodeAmf0,
+  encodeAmf0EcmaArray,
+} from "./mod.ts";
 
 function hex(s: string): Uint8Array {
   const clean = s.replace(/\s+/g, "");
@@ -126,7 +133,10 @@ Deno.test("every truncation of a command is a SyntaxError saying truncated", () 
     if (boundaries.has(n)) {
       assert.equal(decodeAmf0(prefix).length, n === 0 ? 0 : n === 10 ? 1 : 2);
     } else {
-      assert.throws(() => decodeAmf0(prefix), (e: unknown) => e instanceof SyntaxError && /truncated/.test(e.message));
+      assert.throws(
+        () => decodeAmf0(prefix),
+        (e: unknown) => e instanceof SyntaxError && /truncated/.test(e.message),
+      );
     }
   }
 });
@@ -166,7 +176,11 @@ Deno.test("random bytes only ever raise SyntaxError", () => {
     const buf = new Uint8Array(1 + Math.floor(rand() * 64));
     for (let i = 0; i < buf.length; i++) {
       const r = rand();
-      buf[i] = r < 0.3 ? markers[Math.floor(rand() * markers.length)]! : r < 0.6 ? 0 : Math.floor(rand() * 256);
+      buf[i] = r < 0.3
+        ? markers[Math.floor(rand() * markers.length)]!
+        : r < 0.6
+        ? 0
+        : Math.floor(rand() * 256);
     }
     try {
       decodeAmf0(buf);

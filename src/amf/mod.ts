@@ -8,6 +8,6 @@
  * checked against the bytes left, so hostile input costs at most linear time and memory.
  */
 
-export { type Amf0Object, type Amf0Value, AMF0_MAX_DEPTH, Amf0Marker } from "./_types.ts";
+export { AMF0_MAX_DEPTH, Amf0Marker, type Amf0Object, type Amf0Value } from "./_types.ts";
 export { encodeAmf0, encodeAmf0EcmaArray } from "./_encode.ts";
 export { decodeAmf0 } from "./_decode.ts";

@@ -70,6 +70,6 @@ export class BitReader {
 
   se(): number {
     const k = this.ue();
-    return k & 1 ? (k + 1) / 2 : -(k / 2);
+    return k % 2 === 1 ? (k + 1) / 2 : k === 0 ? 0 : -k / 2;
   }
 }

@@ -20,23 +20,11 @@ export interface FlvFileHeader {
 
 /** The 9-byte FLV header followed by PreviousTagSize0. */
 export function flvHeader(hasAudio: boolean, hasVideo: boolean): Uint8Array {
-  return new Uint8Array([
-    0x46,
-    0x4c,
-    0x56,
-    0x01,
-    (hasAudio ? 0x04 : 0) | (hasVideo ? 0x01 : 0),
-    0,
-    0,
-    0,
-    FLV_HEADER_SIZE,
-    0,
-    0,
-    0,
-    0,
-  ]);
+  const flags = (hasAudio ? 0x04 : 0) | (hasVideo ? 0x01 : 0);
+  return new Uint8Array([0x46, 0x4c, 0x56, 0x01, flags, 0, 0, 0, FLV_HEADER_SIZE, 0, 0, 0, 0]);
 }
 
+/** Shared by every writer: never mutate it. */
 export const FLV_HEADER_AV: Uint8Array = flvHeader(true, true);
 
 /** Timestamps wrap modulo 2^32 ms, as FLV carries only 32 bits. */
@@ -78,7 +66,9 @@ export function encodeTagInto(
 ): number {
   const n = frame.data.byteLength;
   const end = offset + encodedTagSize(n);
-  if (end > target.byteLength) throw new RangeError(`no room for an FLV tag of ${n} bytes at offset ${offset}`);
+  if (end > target.byteLength) {
+    throw new RangeError(`no room for an FLV tag of ${n} bytes at offset ${offset}`);
+  }
   writeTagHeader(target, offset, frame.type, frame.timestamp, n);
   target.set(frame.data, offset + TAG_HEADER_SIZE);
   const prev = TAG_HEADER_SIZE + n;
@@ -171,7 +161,9 @@ export class FlvDemuxer {
   #consume(b: Uint8Array, out: FlvTag[]): void {
     switch (this.#step) {
       case Step.FileHeader: {
-        if (b[0] !== 0x46 || b[1] !== 0x4c || b[2] !== 0x56) throw new SyntaxError("not an FLV stream: bad signature");
+        if (b[0] !== 0x46 || b[1] !== 0x4c || b[2] !== 0x56) {
+          throw new SyntaxError("not an FLV stream: bad signature");
+        }
         const flags = b[4]!;
         this.#header = { version: b[3]!, hasAudio: (flags & 0x04) !== 0, hasVideo: (flags & 0x01) !== 0 };
         const dataOffset = ((b[5]! << 24) | (b[6]! << 16) | (b[7]! << 8) | b[8]!) >>> 0;

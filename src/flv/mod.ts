@@ -16,14 +16,20 @@ export {
   encodeTagInto,
   FLV_HEADER_AV,
   FLV_HEADER_SIZE,
+  FlvDemuxer,
   type FlvFileHeader,
   flvHeader,
-  FlvDemuxer,
   type FlvTag,
   TAG_HEADER_SIZE,
   writeTagHeader,
 } from "./_tag.ts";
-export { inspectVideo, type VideoCodec, VideoFrameType, VideoPacketType, type VideoTagInfo } from "./_video.ts";
+export {
+  inspectVideo,
+  type VideoCodec,
+  VideoFrameType,
+  VideoPacketType,
+  type VideoTagInfo,
+} from "./_video.ts";
 export {
   type AacConfig,
   type AudioCodec,

@@ -1,0 +1,214 @@
+/**
+ * The cluster side of a node, wired explicitly: membership (SyncManager), the session
+ * registry and the hooks that feed it, the load monitor, the /cluster/api routes, and the
+ * gates the media servers consult (edge-only nodes refuse publishes). The relay, allocation
+ * and redirect managers plug into the seams left here (`relay`, `allocation`, `redirect`).
+ */
+
+import type { Hono } from "hono";
+import type { Config } from "../config/mod.ts";
+import type { PlayGate } from "../http/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import { Emitter, type StreamHub, type StreamPath } from "../media/mod.ts";
+import type { RtmpGate } from "../rtmp/mod.ts";
+import {
+  type AllocationApi,
+  buildClusterApi,
+  type ClusterApiService,
+  type LocalStatus,
+  type RedirectApi,
+  type RelayApi,
+} from "./api/routes.ts";
+import { ClusterHooks } from "./hooks.ts";
+import { LoadMonitor } from "./load.ts";
+import { PeerClient } from "./peer_client.ts";
+import { SessionRegistry } from "./registry/registry.ts";
+import { SyncManager } from "./sync/manager.ts";
+import { type NodeSummary, NodeState, type SessionRecord } from "./types.ts";
+
+export const VERSION = "0.1.0";
+
+export interface ClusterIdentity {
+  serverId: string;
+  address: string;
+}
+
+export type ClusterEvents = {
+  /** A session this node knew of is gone (unpublished, or its origin went Offline). */
+  sessionEnded: (record: SessionRecord) => void;
+  /** A session appeared or changed. */
+  sessionUpdated: (record: SessionRecord) => void;
+  /** A peer went Offline: relays sourced from it must be cleaned up. */
+  nodeOffline: (serverId: string) => void;
+};
+
+/** What a relay manager offers the cluster (issue: QUIC relay). */
+export interface RelayService extends RelayApi {
+  /** A local player wants `path`, which is live on a remote origin: start or reuse a relay. */
+  ensure(path: StreamPath): void;
+  count(): { total: number; active: number };
+  quicAddr(): string;
+  quicCert(): string;
+}
+
+export class Cluster implements AsyncDisposable {
+  readonly events = new Emitter<ClusterEvents>();
+  readonly incarnation = Date.now();
+  readonly startedAt = Date.now();
+  readonly client: PeerClient;
+  readonly registry: SessionRegistry;
+  readonly sync: SyncManager;
+  readonly hooks: ClusterHooks;
+  readonly load: LoadMonitor;
+  readonly roles: readonly ("origin" | "edge")[];
+  relay: RelayService | null = null;
+  allocation: AllocationApi | null = null;
+  redirect: RedirectApi | null = null;
+  readonly #pruneTimer: ReturnType<typeof setInterval>;
+
+  constructor(
+    readonly config: Config,
+    readonly identity: ClusterIdentity,
+    readonly hub: StreamHub,
+    readonly log: Logger,
+  ) {
+    const sync = config.cluster.sync;
+    this.roles = config.cluster.role.length === 0 ? ["origin", "edge"] : config.cluster.role;
+    this.client = new PeerClient(sync.internal_api_key);
+    this.registry = new SessionRegistry({ tombstoneTtlMs: Math.max(60_000, sync.heartbeat_ttl * 4000) });
+    this.load = new LoadMonitor(hub, config.cluster.test_load);
+    this.sync = new SyncManager(
+      {
+        serverId: identity.serverId,
+        address: identity.address,
+        seeds: sync.seed_servers,
+        heartbeatIntervalMs: sync.heartbeat_interval * 1000,
+        syncIntervalMs: sync.sync_interval * 1000,
+        heartbeatTtlMs: sync.heartbeat_ttl * 1000,
+        suspectThreshold: sync.suspect_threshold,
+        offlineThreshold: sync.offline_threshold,
+      },
+      this.client,
+      {
+        selfSummary: () => this.#selfSummary(),
+        sessions: () => this.registry.all(),
+        mergeSessions: (records) => this.receiveSessions(records),
+      },
+      log.child({ svc: "sync" }),
+    );
+    this.hooks = new ClusterHooks(
+      { serverId: identity.serverId, address: identity.address, incarnation: this.incarnation },
+      hub,
+      this.registry,
+      this.client,
+      () => this.sync.peerAddresses(),
+      log.child({ svc: "hooks" }),
+    );
+    this.sync.events.on("transition", (t, summary) => {
+      if (t.to === NodeState.Offline) {
+        for (const r of this.registry.invalidateOrigin(t.serverId)) {
+          this.log.info("session dropped: origin offline", { stream: r.stream_path, origin: r.origin_id });
+          this.events.emit("sessionEnded", r);
+        }
+        this.events.emit("nodeOffline", t.serverId);
+      } else if (t.to === NodeState.Online && summary) {
+        for (const r of this.registry.admitOrigin(t.serverId, summary.incarnation)) {
+          this.log.info("session dropped: origin restarted", { stream: r.stream_path, origin: r.origin_id });
+          this.events.emit("sessionEnded", r);
+        }
+      }
+    });
+    this.#pruneTimer = setInterval(() => this.registry.prune(Date.now()), 10_000);
+  }
+
+  start(): void {
+    if (this.config.cluster.sync.enabled) this.sync.start();
+    else this.sync.synced = true;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    clearInterval(this.#pruneTimer);
+    this.sync[Symbol.dispose]();
+    this.hooks[Symbol.dispose]();
+    this.load[Symbol.dispose]();
+    await Promise.resolve();
+  }
+
+  #selfSummary(): Omit<NodeSummary, "state" | "last_heartbeat"> {
+    return {
+      server_id: this.identity.serverId,
+      address: this.identity.address,
+      quic_addr: this.relay?.quicAddr() ?? "",
+      quic_cert: this.relay?.quicCert() ?? "",
+      role: [...this.roles],
+      load: this.load.current(),
+      version: VERSION,
+      started_at: this.startedAt,
+      incarnation: this.incarnation,
+    };
+  }
+
+  /** Merges session records from a peer; this node is the only authority on its own. */
+  receiveSessions(records: SessionRecord[]): { accepted: number } {
+    let accepted = 0;
+    const now = Date.now();
+    for (const r of records) {
+      if (r.origin_id === this.identity.serverId) continue;
+      if (this.sync.membership.state(r.origin_id) === NodeState.Offline) continue;
+      if (!this.registry.apply(r, now)) continue;
+      accepted++;
+      this.events.emit(r.active ? "sessionUpdated" : "sessionEnded", r);
+    }
+    return { accepted };
+  }
+
+  status(): LocalStatus {
+    const relays = this.relay?.count() ?? { total: 0, active: 0 };
+    return {
+      server_id: this.identity.serverId,
+      address: this.identity.address,
+      has_sync: this.config.cluster.sync.enabled,
+      node_count: 1 + this.sync.membership.list().filter((s) => s.state !== NodeState.Offline).length,
+      session_count: this.registry.active().length,
+      relay_session_count: relays.total,
+      active_relay_sessions: relays.active,
+    };
+  }
+
+  /** The /cluster/api app. */
+  api(): Hono {
+    const service: ClusterApiService = {
+      status: () => this.status(),
+      summaries: () => this.sync.summaries(),
+      heartbeat: (summary) => this.sync.receiveHeartbeat(summary),
+      receiveSummaries: (summaries) => {
+        this.sync.receiveSummaries(summaries);
+        return this.sync.summaries();
+      },
+      sessions: () => this.registry.active(),
+      receiveSessions: (records) => this.receiveSessions(records),
+      participation: (path, nodeId, subscribe) => {
+        const rec = this.hooks.applyParticipation(path, nodeId, subscribe);
+        if (subscribe && nodeId === this.identity.serverId && rec && rec.origin_id !== nodeId) {
+          this.relay?.ensure(path as StreamPath);
+        }
+        return { stream_path: path, subscribe_nodes: rec?.subscribe_nodes ?? [] };
+      },
+      relay: () => this.relay,
+      allocation: () => this.allocation,
+      redirect: () => this.redirect,
+    };
+    return buildClusterApi(service, this.config.cluster.sync.internal_api_key, this.log.child({ svc: "cluster-api" }));
+  }
+
+  /** Edge-only nodes refuse publishers. */
+  rtmpGate(): RtmpGate {
+    return {
+      refusePublish: () => this.roles.includes("origin") ? null : "this node is edge-only and does not accept publishers",
+    };
+  }
+
+  playGate(): PlayGate {
+    return {};
+  }
+}
