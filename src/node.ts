@@ -5,12 +5,13 @@
  * listener and the HTTP routes are built. `Symbol.asyncDispose` stops it all in reverse.
  */
 
-import { type Config, parseListenAddr, resolveIdentity } from "./config/mod.ts";
+import { type Config, isWildcardHost, parseListenAddr, resolveIdentity } from "./config/mod.ts";
 import { buildHttpApp } from "./http/mod.ts";
 import { errorMessage, type Logger, rootLogger } from "./log/mod.ts";
 import { StreamHub } from "./media/mod.ts";
 import { RtmpServer } from "./rtmp/mod.ts";
 import { Cluster } from "./cluster/mod.ts";
+import { generateSelfSigned, loadTls, QuicTransport } from "./cluster/transport/mod.ts";
 
 export interface NodeHandle extends AsyncDisposable {
   readonly hub: StreamHub;
@@ -48,9 +49,12 @@ export async function startNode(config: Config, log: Logger = rootLogger): Promi
   const httpPort = server.addr.port;
 
   let cluster: Cluster | null = null;
+  let transport: QuicTransport | null = null;
   if (config.cluster.enable) {
     const identity = resolveIdentity(config, { hostname: Deno.hostname(), httpPort });
     cluster = new Cluster(config, identity, hub, log.child({ node: identity.serverId }));
+    transport = await startRelayTransport(config, identity.address, log);
+    cluster.attachRelay(transport);
   }
 
   const rtmpAddr = parseListenAddr(config.rtmp.tcp.listenaddr);
@@ -86,9 +90,26 @@ export async function startNode(config: Config, log: Logger = rootLogger): Promi
     rtmpPort: rtmp.port,
     async [Symbol.asyncDispose]() {
       await cluster?.[Symbol.asyncDispose]();
+      await transport?.[Symbol.asyncDispose]();
       hub.closeAll();
       await rtmp[Symbol.asyncDispose]();
       await server.shutdown();
     },
   };
+}
+
+/** The QUIC endpoint of the relay, advertised at the HTTP address's host when bound to a wildcard. */
+async function startRelayTransport(config: Config, httpAddress: string, log: Logger): Promise<QuicTransport> {
+  const q = config.cluster.quic;
+  const tls = q.cert_file ? await loadTls(q.cert_file, q.key_file, q.ca_file) : await generateSelfSigned();
+  const bind = parseListenAddr(q.listenaddr);
+  const advertiseHost = isWildcardHost(bind.hostname) ? httpAddress.slice(0, httpAddress.lastIndexOf(":")) : bind.hostname;
+  const healthMs = config.cluster.relay.health_check_interval * 1000;
+  return new QuicTransport({
+    hostname: bind.hostname,
+    port: bind.port,
+    advertiseHost,
+    tls,
+    idleTimeoutMs: Math.min(30_000, Math.max(1000, 2 * healthMs)),
+  }, log.child({ svc: "quic" }));
 }

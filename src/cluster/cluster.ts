@@ -24,6 +24,8 @@ import { LoadMonitor } from "./load.ts";
 import { PeerClient } from "./peer_client.ts";
 import { SessionRegistry } from "./registry/registry.ts";
 import { SyncManager } from "./sync/manager.ts";
+import { RelayManager } from "./relay/mod.ts";
+import type { RelayTransport } from "./transport/mod.ts";
 import { type NodeSummary, NodeState, type SessionRecord } from "./types.ts";
 
 export const VERSION = "0.1.0";
@@ -61,7 +63,7 @@ export class Cluster implements AsyncDisposable {
   readonly hooks: ClusterHooks;
   readonly load: LoadMonitor;
   readonly roles: readonly ("origin" | "edge")[];
-  relay: RelayService | null = null;
+  relay: RelayManager | null = null;
   allocation: AllocationApi | null = null;
   redirect: RedirectApi | null = null;
   readonly #pruneTimer: ReturnType<typeof setInterval>;
@@ -128,6 +130,7 @@ export class Cluster implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     clearInterval(this.#pruneTimer);
+    await this.relay?.[Symbol.asyncDispose]();
     this.sync[Symbol.dispose]();
     this.hooks[Symbol.dispose]();
     this.load[Symbol.dispose]();
@@ -173,6 +176,42 @@ export class Cluster implements AsyncDisposable {
       relay_session_count: relays.total,
       active_relay_sessions: relays.active,
     };
+  }
+
+  /** Starts the relay over `transport`: pulls for local players, serves pulls from edges. */
+  attachRelay(transport: RelayTransport): RelayManager {
+    const r = this.config.cluster.relay;
+    const relay = new RelayManager(
+      {
+        selfId: this.identity.serverId,
+        canPull: this.roles.includes("edge"),
+        establishTimeoutMs: r.establish_timeout * 1000,
+        releaseDelayMs: r.release_delay * 1000,
+        maxRetryAttempts: r.max_retry_attempts,
+        retryDelayMs: r.retry_delay * 1000,
+        healthCheckIntervalMs: r.health_check_interval * 1000,
+      },
+      this.hub,
+      this.client,
+      transport,
+      { origin: (path) => this.#remoteOrigin(path) },
+      this.log,
+    );
+    this.relay = relay;
+    this.load.relayCount = () => relay.count().total;
+    this.hub.missingStreamHandler = (path) => relay.ensure(path);
+    this.events.on("sessionUpdated", (rec) => relay.onSessionUpdated(rec));
+    this.events.on("nodeOffline", (id) => relay.onNodeOffline(id));
+    return relay;
+  }
+
+  /** The live session of `path` on another node that is not Offline, with its relay certificate. */
+  #remoteOrigin(path: StreamPath): { record: SessionRecord; peerCert: string } | null {
+    const record = this.registry.lookup(path);
+    if (!record || record.origin_id === this.identity.serverId) return null;
+    const peer = this.sync.membership.summary(record.origin_id);
+    if (!peer || peer.state === NodeState.Offline || !peer.quic_addr) return null;
+    return { record, peerCert: peer.quic_cert };
   }
 
   /** The /cluster/api app. */

@@ -78,3 +78,26 @@ export function retimeFrame(frame: MediaFrame, timestamp: number): MediaFrame {
   writeTagHeader(frame.tag, 0, frame.type, timestamp, frame.data.byteLength);
   return { ...frame, timestamp };
 }
+
+/**
+ * Wraps a complete encoded FLV tag (as the relay carries it) as a frame without copying.
+ * Throws `RangeError` if the tag's declared size does not match its length.
+ */
+export function frameFromEncodedTag(tag: Uint8Array, flags: { keyframe: boolean; sequenceHeader: boolean }): MediaFrame {
+  if (tag.byteLength < TAG_OVERHEAD) throw new RangeError("tag shorter than its header");
+  const type = tag[0]!;
+  if (type !== TagType.Audio && type !== TagType.Video && type !== TagType.Script) {
+    throw new RangeError(`bad tag type ${type}`);
+  }
+  const size = (tag[1]! << 16) | (tag[2]! << 8) | tag[3]!;
+  if (size + TAG_OVERHEAD !== tag.byteLength) throw new RangeError("tag size does not match its length");
+  const timestamp = ((tag[7]! << 24) | (tag[4]! << 16) | (tag[5]! << 8) | tag[6]!) >>> 0;
+  return {
+    type,
+    timestamp,
+    data: tag.subarray(TAG_HEADER_SIZE, TAG_HEADER_SIZE + size),
+    tag,
+    keyframe: flags.keyframe,
+    sequenceHeader: flags.sequenceHeader,
+  };
+}

@@ -352,6 +352,18 @@ export class StreamHub {
     });
   }
 
+  /** True while some player waits for `path` to go live. */
+  hasWaiters(path: StreamPath): boolean {
+    return (this.#waiters.get(path)?.size ?? 0) > 0;
+  }
+
+  /** Players (not relay subscribers) attached to `path`, live or in its grace window. */
+  playerCount(path: StreamPath): number {
+    let n = 0;
+    for (const s of this.#streams.get(path)?.subscribers ?? []) if (s.info.protocol !== "relay") n++;
+    return n;
+  }
+
   /** Called by a subscriber when it closes. */
   detachSubscriber(stream: LiveStream, sub: Subscriber): void {
     if (!stream.subscribers.delete(sub)) return;

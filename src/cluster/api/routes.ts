@@ -55,7 +55,7 @@ export interface ClusterApiService {
 }
 
 export interface RelayApi {
-  pull(req: z.output<typeof relayPullRequest>): Promise<unknown>;
+  pull(req: z.output<typeof relayPullRequest>): unknown;
   sessions(): unknown[];
 }
 export interface AllocationApi {
@@ -174,6 +174,12 @@ export function buildClusterApi(service: ClusterApiService, apiKey: string, log:
     const streamPath = c.req.query("stream_path");
     if (!streamPath) throw new ApiError(400, "stream_path is required");
     return ok(c, redirect.decision(streamPath, c.req.query("protocol") ?? "unknown"));
+  });
+  // Mounted with `app.route()`, this app's `notFound` is never consulted (Hono asks only the
+  // top-level app), so unknown /cluster/api paths and wrong methods would fall through to the
+  // playback routes' 404 or Hono's plain-text one. A catch-all keeps them in the envelope.
+  app.all("*", (c) => {
+    throw new ApiError(404, `no route ${c.req.method} ${c.req.path}`);
   });
   return app;
 }
