@@ -68,6 +68,13 @@ export async function startNode(config: Config, log: Logger = rootLogger): Promi
     ...(cluster ? { gate: cluster.rtmpGate() } : {}),
   }, log.child({ svc: "rtmp" }));
 
+  if (cluster) {
+    const host = isWildcardHost(rtmpAddr.hostname)
+      ? cluster.identity.address.slice(0, cluster.identity.address.lastIndexOf(":"))
+      : rtmpAddr.hostname;
+    cluster.rtmpAddress = `${host}:${rtmp.port}`;
+  }
+
   const app = buildHttpApp({
     hub,
     waitTimeoutMs: config.flv.wait_timeout * 1000,

@@ -9,16 +9,10 @@ import type { Hono } from "hono";
 import type { Config } from "../config/mod.ts";
 import type { PlayGate } from "../http/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import { Emitter, type StreamHub, type StreamPath } from "../media/mod.ts";
+import { Emitter, parseStreamPath, type StreamHub, type StreamPath } from "../media/mod.ts";
 import type { RtmpGate } from "../rtmp/mod.ts";
-import {
-  type AllocationApi,
-  buildClusterApi,
-  type ClusterApiService,
-  type LocalStatus,
-  type RedirectApi,
-  type RelayApi,
-} from "./api/routes.ts";
+import { buildClusterApi, type ClusterApiService, type LocalStatus, type RelayApi } from "./api/routes.ts";
+import { AllocationManager, type ClusterView, RedirectManager } from "./allocation/manager.ts";
 import { ClusterHooks } from "./hooks.ts";
 import { LoadMonitor } from "./load.ts";
 import { PeerClient } from "./peer_client.ts";
@@ -64,8 +58,10 @@ export class Cluster implements AsyncDisposable {
   readonly load: LoadMonitor;
   readonly roles: readonly ("origin" | "edge")[];
   relay: RelayManager | null = null;
-  allocation: AllocationApi | null = null;
-  redirect: RedirectApi | null = null;
+  readonly allocation: AllocationManager;
+  readonly redirect: RedirectManager;
+  /** host:port of this node's RTMP listener, advertised so allocation can hand out RTMP URLs. */
+  rtmpAddress = "";
   readonly #pruneTimer: ReturnType<typeof setInterval>;
 
   constructor(
@@ -121,6 +117,47 @@ export class Cluster implements AsyncDisposable {
       }
     });
     this.#pruneTimer = setInterval(() => this.registry.prune(Date.now()), 10_000);
+
+    const routing = config.cluster.routing;
+    const thresholds = {
+      cpuPercent: routing.cpu_threshold,
+      egressMbps: routing.bandwidth_threshold,
+      subscribers: routing.subscriber_threshold,
+    };
+    const view = this.#view();
+    this.allocation = new AllocationManager(
+      view,
+      thresholds,
+      config.cluster.allocation.ticket_ttl * 1000,
+      config.cluster.allocation.candidate_limit,
+    );
+    this.redirect = new RedirectManager(view, thresholds, this.allocation);
+    // Tickets end when their client shows up: here, or on a peer (seen through the registry).
+    hub.events.on("publish", (s) => this.allocation.arrived(identity.serverId, s.path, "publish"));
+    hub.events.on("subscribe", (s, sub) => {
+      if (sub.info.protocol !== "relay") this.allocation.arrived(identity.serverId, s.path, "play");
+    });
+    this.events.on("sessionUpdated", (r) => this.allocation.arrived(r.origin_id, r.stream_path, "publish"));
+  }
+
+  #view(): ClusterView {
+    return {
+      selfId: this.identity.serverId,
+      nodes: () => {
+        const now = Date.now();
+        return [
+          { summary: this.sync.self(), stale: false },
+          ...this.sync.membership.list().map((s) => ({ summary: s, stale: this.sync.membership.isStale(s.server_id, now) })),
+        ];
+      },
+      originOf: (path) => this.registry.lookup(path)?.origin_id ?? null,
+      carriersOf: (path) => {
+        const r = this.registry.lookup(path);
+        return new Set(r ? [r.origin_id, ...r.subscribe_nodes] : []);
+      },
+      synced: () => this.config.cluster.sync.enabled && this.sync.synced,
+      canonicalPath: (raw) => parseStreamPath(raw).path,
+    };
   }
 
   start(): void {
@@ -142,6 +179,7 @@ export class Cluster implements AsyncDisposable {
       server_id: this.identity.serverId,
       address: this.identity.address,
       quic_addr: this.relay?.quicAddr() ?? "",
+      rtmp_addr: this.rtmpAddress,
       quic_cert: this.relay?.quicCert() ?? "",
       role: [...this.roles],
       load: this.load.current(),
@@ -228,6 +266,7 @@ export class Cluster implements AsyncDisposable {
       receiveSessions: (records) => this.receiveSessions(records),
       participation: (path, nodeId, subscribe) => {
         const rec = this.hooks.applyParticipation(path, nodeId, subscribe);
+        if (subscribe) this.allocation.arrived(nodeId, path, "play");
         if (subscribe && nodeId === this.identity.serverId && rec && rec.origin_id !== nodeId) {
           this.relay?.ensure(path as StreamPath);
         }
@@ -240,14 +279,16 @@ export class Cluster implements AsyncDisposable {
     return buildClusterApi(service, this.config.cluster.sync.internal_api_key, this.log.child({ svc: "cluster-api" }));
   }
 
-  /** Edge-only nodes refuse publishers. */
+  /** Edge-only nodes refuse publishers; an overloaded node redirects new RTMP players. */
   rtmpGate(): RtmpGate {
     return {
       refusePublish: () => this.roles.includes("origin") ? null : "this node is edge-only and does not accept publishers",
+      redirectPlay: (path, params) => this.redirect.redirectUrl(path, params, "rtmp"),
     };
   }
 
+  /** An overloaded node redirects new HTTP-FLV players (WebSocket cannot follow a redirect). */
   playGate(): PlayGate {
-    return {};
+    return { redirectPlay: (path, params) => this.redirect.redirectUrl(path, params, "http-flv") };
   }
 }

@@ -25,6 +25,7 @@ export const nodeSummarySchema = z.object({
   server_id: id,
   address: addr.min(1),
   quic_addr: addr.default(""),
+  rtmp_addr: addr.default(""),
   quic_cert: z.string().max(16384).default(""),
   state: z.enum(["Online", "Suspect", "Offline"]).default("Online"),
   role: z.array(z.enum(["origin", "edge"])).max(2).default(["origin", "edge"]),

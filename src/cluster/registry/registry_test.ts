@@ -192,7 +192,7 @@ Deno.test("registry: active() is sorted by stream_path, then origin", () => {
     r.apply(rec(p!, { origin_id: o! }), 0);
   }
   r.apply(rec("live/0", { version: 2, active: false }), 0);
-  // Code-unit order, like the reference implementation's string sort ("L" < "a" < "l").
+  // Code-unit order, not locale order ("L" < "a" < "l"): every node sorts the same way.
   assert.deepEqual(paths(r), ["Live/c@o1", "app/z@o2", "live/a@o1", "live/a@o2", "live/b@o1"]);
   assert.equal(r.all().length, 6);
 });
