@@ -110,7 +110,9 @@ async function startRelayTransport(config: Config, httpAddress: string, log: Log
   const q = config.cluster.quic;
   const tls = q.cert_file ? await loadTls(q.cert_file, q.key_file, q.ca_file) : await generateSelfSigned();
   const bind = parseListenAddr(q.listenaddr);
-  const advertiseHost = isWildcardHost(bind.hostname) ? httpAddress.slice(0, httpAddress.lastIndexOf(":")) : bind.hostname;
+  const advertiseHost = isWildcardHost(bind.hostname)
+    ? httpAddress.slice(0, httpAddress.lastIndexOf(":"))
+    : bind.hostname;
   const healthMs = config.cluster.relay.health_check_interval * 1000;
   return new QuicTransport({
     hostname: bind.hostname,

@@ -197,7 +197,10 @@ export class ByteQueue {
 }
 
 /** Writes all of `data` to a connection; `write()` may accept only part of it. */
-export async function writeAll(w: { write(p: Uint8Array): Promise<number> }, data: Uint8Array): Promise<void> {
+export async function writeAll(
+  w: { write(p: Uint8Array): Promise<number> },
+  data: Uint8Array,
+): Promise<void> {
   let off = 0;
   while (off < data.byteLength) off += await w.write(data.subarray(off));
 }

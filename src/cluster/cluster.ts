@@ -20,7 +20,7 @@ import { SessionRegistry } from "./registry/registry.ts";
 import { SyncManager } from "./sync/manager.ts";
 import { RelayManager } from "./relay/mod.ts";
 import type { RelayTransport } from "./transport/mod.ts";
-import { type NodeSummary, NodeState, type SessionRecord } from "./types.ts";
+import { NodeState, type NodeSummary, type SessionRecord } from "./types.ts";
 
 export const VERSION = "0.1.0";
 
@@ -147,7 +147,10 @@ export class Cluster implements AsyncDisposable {
         const now = Date.now();
         return [
           { summary: this.sync.self(), stale: false },
-          ...this.sync.membership.list().map((s) => ({ summary: s, stale: this.sync.membership.isStale(s.server_id, now) })),
+          ...this.sync.membership.list().map((s) => ({
+            summary: s,
+            stale: this.sync.membership.isStale(s.server_id, now),
+          })),
         ];
       },
       originOf: (path) => this.registry.lookup(path)?.origin_id ?? null,
@@ -276,13 +279,18 @@ export class Cluster implements AsyncDisposable {
       allocation: () => this.allocation,
       redirect: () => this.redirect,
     };
-    return buildClusterApi(service, this.config.cluster.sync.internal_api_key, this.log.child({ svc: "cluster-api" }));
+    return buildClusterApi(
+      service,
+      this.config.cluster.sync.internal_api_key,
+      this.log.child({ svc: "cluster-api" }),
+    );
   }
 
   /** Edge-only nodes refuse publishers; an overloaded node redirects new RTMP players. */
   rtmpGate(): RtmpGate {
     return {
-      refusePublish: () => this.roles.includes("origin") ? null : "this node is edge-only and does not accept publishers",
+      refusePublish: () =>
+        this.roles.includes("origin") ? null : "this node is edge-only and does not accept publishers",
       redirectPlay: (path, params) => this.redirect.redirectUrl(path, params, "rtmp"),
     };
   }

@@ -50,13 +50,17 @@ export class PeerClient {
     try {
       envelope = JSON.parse(text);
     } catch (err) {
-      throw new PeerError(`${address}: response is not JSON (HTTP ${res.status})`, res.status, { cause: err });
+      throw new PeerError(`${address}: response is not JSON (HTTP ${res.status})`, res.status, {
+        cause: err,
+      });
     }
     if (!res.ok || envelope.code !== 0) {
       throw new PeerError(`${address}: ${String(envelope.message ?? "error").slice(0, 200)}`, res.status);
     }
     const parsed = schema.safeParse(envelope.data);
-    if (!parsed.success) throw new PeerError(`${address}: answer does not match the API contract`, res.status);
+    if (!parsed.success) {
+      throw new PeerError(`${address}: answer does not match the API contract`, res.status);
+    }
     return parsed.data;
   }
 }

@@ -6,7 +6,13 @@
 
 import { Hono } from "hono";
 import { errorMessage, type Logger } from "../log/mod.ts";
-import { InvalidStreamPathError, type LiveStream, parseStreamPath, type StreamHub, type StreamPath } from "../media/mod.ts";
+import {
+  InvalidStreamPathError,
+  type LiveStream,
+  parseStreamPath,
+  type StreamHub,
+  type StreamPath,
+} from "../media/mod.ts";
 import { flvResponseStream, pumpWebSocket } from "./_play.ts";
 
 export interface PlayGate {
@@ -67,7 +73,12 @@ export function buildHttpApp(opts: HttpAppOptions): Hono {
     const info = c.env as { remoteAddr?: Deno.NetAddr } | undefined;
     const remoteAddr = info?.remoteAddr ? `${info.remoteAddr.hostname}:${info.remoteAddr.port}` : "unknown";
     const abort = new AbortController();
-    const sub = await hub.subscribeWhenLive(path, { id, protocol, remoteAddr }, opts.waitTimeoutMs, abort.signal);
+    const sub = await hub.subscribeWhenLive(
+      path,
+      { id, protocol, remoteAddr },
+      opts.waitTimeoutMs,
+      abort.signal,
+    );
     if (!sub) {
       plog.info("play: stream not found");
       return c.json({ code: 404, message: `stream ${path} is not live` }, 404);
@@ -107,7 +118,11 @@ export function describeStream(s: LiveStream) {
       ? { id: s.publisher.id, protocol: s.publisher.protocol, remote_addr: s.publisher.remoteAddr }
       : null,
     video: { codec: s.codec.videoCodec, width: s.codec.width, height: s.codec.height },
-    audio: { codec: s.codec.audioCodec, sample_rate: s.codec.audioSampleRate, channels: s.codec.audioChannels },
+    audio: {
+      codec: s.codec.audioCodec,
+      sample_rate: s.codec.audioSampleRate,
+      channels: s.codec.audioChannels,
+    },
     bitrate_kbps: s.bitrateKbps,
     frames_in: s.framesIn,
     bytes_in: s.bytesIn,

@@ -83,7 +83,10 @@ export function retimeFrame(frame: MediaFrame, timestamp: number): MediaFrame {
  * Wraps a complete encoded FLV tag (as the relay carries it) as a frame without copying.
  * Throws `RangeError` if the tag's declared size does not match its length.
  */
-export function frameFromEncodedTag(tag: Uint8Array, flags: { keyframe: boolean; sequenceHeader: boolean }): MediaFrame {
+export function frameFromEncodedTag(
+  tag: Uint8Array,
+  flags: { keyframe: boolean; sequenceHeader: boolean },
+): MediaFrame {
   if (tag.byteLength < TAG_OVERHEAD) throw new RangeError("tag shorter than its header");
   const type = tag[0]!;
   if (type !== TagType.Audio && type !== TagType.Video && type !== TagType.Script) {

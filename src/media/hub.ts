@@ -19,7 +19,13 @@ import { Emitter } from "./events.ts";
 import { type MediaFrame, retimeFrame, TagType } from "./frame.ts";
 import type { StreamPath } from "./path.ts";
 import { type CloseReason, Subscriber, type SubscriberHost, type SubscriberInfo } from "./subscriber.ts";
-import { inspectAudio, inspectVideo, parseAacConfig, parseAvcDecoderConfig, parseHevcDecoderConfig } from "../flv/mod.ts";
+import {
+  inspectAudio,
+  inspectVideo,
+  parseAacConfig,
+  parseAvcDecoderConfig,
+  parseHevcDecoderConfig,
+} from "../flv/mod.ts";
 
 export type PublishProtocol = "rtmp" | "relay";
 
@@ -215,7 +221,14 @@ export class LiveStream {
 }
 
 function emptyCodecInfo(): StreamCodecInfo {
-  return { videoCodec: null, audioCodec: null, width: null, height: null, audioSampleRate: null, audioChannels: null };
+  return {
+    videoCodec: null,
+    audioCodec: null,
+    width: null,
+    height: null,
+    audioSampleRate: null,
+    audioChannels: null,
+  };
 }
 
 /** What a publisher holds: write frames, then close exactly once. */
@@ -268,7 +281,7 @@ export class StreamHub {
     let open = true;
     this.events.emit("publish", s);
     const waiters = this.#waiters.get(path);
-    if (waiters) for (const w of [...waiters]) w();
+    if (waiters) { for (const w of [...waiters]) w(); }
     return {
       stream: s,
       write: (frame) => {

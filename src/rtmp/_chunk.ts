@@ -115,7 +115,9 @@ export class ChunkReader {
 
     let st = this.#streams.get(csid);
     if (!st) {
-      if (fmt !== 0) throw new RtmpProtocolError(`chunk stream ${csid} starts without a full header (fmt ${fmt})`);
+      if (fmt !== 0) {
+        throw new RtmpProtocolError(`chunk stream ${csid} starts without a full header (fmt ${fmt})`);
+      }
       if (this.#streams.size >= MAX_CHUNK_STREAMS) throw new RtmpProtocolError("too many chunk streams");
       st = {
         timestamp: 0,

@@ -8,8 +8,38 @@ export const HANDSHAKE_SIZE = 1536;
 export const RTMP_VERSION = 3;
 
 const KEY_TAIL = [
-  0xf0, 0xee, 0xc2, 0x4a, 0x80, 0x68, 0xbe, 0xe8, 0x2e, 0x00, 0xd0, 0xd1, 0x02, 0x9e, 0x7e, 0x57,
-  0x6e, 0xec, 0x5d, 0x2d, 0x29, 0x80, 0x6f, 0xab, 0x93, 0xb8, 0xe6, 0x36, 0xcf, 0xeb, 0x31, 0xae,
+  0xf0,
+  0xee,
+  0xc2,
+  0x4a,
+  0x80,
+  0x68,
+  0xbe,
+  0xe8,
+  0x2e,
+  0x00,
+  0xd0,
+  0xd1,
+  0x02,
+  0x9e,
+  0x7e,
+  0x57,
+  0x6e,
+  0xec,
+  0x5d,
+  0x2d,
+  0x29,
+  0x80,
+  0x6f,
+  0xab,
+  0x93,
+  0xb8,
+  0xe6,
+  0x36,
+  0xcf,
+  0xeb,
+  0x31,
+  0xae,
 ];
 const text = new TextEncoder();
 const FP_KEY = new Uint8Array([...text.encode("Genuine Adobe Flash Player 001"), ...KEY_TAIL]);
@@ -19,9 +49,15 @@ const FMS_KEY_SHORT = FMS_KEY.subarray(0, 36);
 const DIGEST_SIZE = 32;
 
 async function hmac(key: Uint8Array, data: Uint8Array): Promise<Uint8Array> {
-  const k = await crypto.subtle.importKey("raw", key as BufferSource, { name: "HMAC", hash: "SHA-256" }, false, [
-    "sign",
-  ]);
+  const k = await crypto.subtle.importKey(
+    "raw",
+    key as BufferSource,
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    [
+      "sign",
+    ],
+  );
   return new Uint8Array(await crypto.subtle.sign("HMAC", k, data as BufferSource));
 }
 
@@ -97,9 +133,17 @@ export async function buildDigestC1(scheme: 0 | 1): Promise<Uint8Array> {
 }
 
 /** Verifies S1 and S2 as a digest-checking client would (used by tests). */
-export async function verifyServerDigest(c1: Uint8Array, s1: Uint8Array, s2: Uint8Array, scheme: 0 | 1): Promise<boolean> {
+export async function verifyServerDigest(
+  c1: Uint8Array,
+  s1: Uint8Array,
+  s2: Uint8Array,
+  scheme: 0 | 1,
+): Promise<boolean> {
   const s1Off = digestOffset(s1, scheme);
-  const s1Ok = equal(await hmac(FMS_KEY_SHORT, withoutDigest(s1, s1Off)), s1.subarray(s1Off, s1Off + DIGEST_SIZE));
+  const s1Ok = equal(
+    await hmac(FMS_KEY_SHORT, withoutDigest(s1, s1Off)),
+    s1.subarray(s1Off, s1Off + DIGEST_SIZE),
+  );
   const c1Digest = c1.subarray(digestOffset(c1, scheme), digestOffset(c1, scheme) + DIGEST_SIZE);
   const tempKey = await hmac(FMS_KEY, c1Digest);
   const s2Ok = equal(

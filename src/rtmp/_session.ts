@@ -283,7 +283,11 @@ export class RtmpSession {
       return;
     }
     try {
-      this.#publisher = this.#opts.hub.publish(path, { id: this.id, protocol: "rtmp", remoteAddr: this.conn.remoteAddr });
+      this.#publisher = this.#opts.hub.publish(path, {
+        id: this.id,
+        protocol: "rtmp",
+        remoteAddr: this.conn.remoteAddr,
+      });
     } catch (err) {
       if (!(err instanceof StreamBusyError)) throw err;
       this.log.warn("rtmp publish refused: stream already has a publisher", { stream: path });
@@ -292,7 +296,9 @@ export class RtmpSession {
     }
     this.log.info("publish started", { stream: path });
     this.#sendLogged(msg.userControl(msg.UserControlEvent.StreamBegin, streamId));
-    this.#sendLogged(msg.onStatus(streamId, "status", "NetStream.Publish.Start", `${path} is now published.`, cs));
+    this.#sendLogged(
+      msg.onStatus(streamId, "status", "NetStream.Publish.Start", `${path} is now published.`, cs),
+    );
     this.#lastMediaAt = Date.now();
     const idle = this.#opts.publishIdleTimeoutMs;
     this.#idleTimer = setInterval(() => {
@@ -349,8 +355,12 @@ export class RtmpSession {
     };
     this.log.info("play started", { stream: path, protocol: "rtmp" });
     await this.#send(msg.userControl(msg.UserControlEvent.StreamBegin, streamId));
-    await this.#send(msg.onStatus(streamId, "status", "NetStream.Play.Reset", `Playing and resetting ${path}.`, cs));
-    await this.#send(msg.onStatus(streamId, "status", "NetStream.Play.Start", `Started playing ${path}.`, cs));
+    await this.#send(
+      msg.onStatus(streamId, "status", "NetStream.Play.Reset", `Playing and resetting ${path}.`, cs),
+    );
+    await this.#send(
+      msg.onStatus(streamId, "status", "NetStream.Play.Start", `Started playing ${path}.`, cs),
+    );
     await this.#send(msg.data(streamId, ["|RtmpSampleAccess", false, false], cs));
     await this.#playLoop(sub, streamId);
   }
@@ -383,7 +393,11 @@ export class RtmpSession {
       const cached = playChunkCache.get(frame);
       if (cached) return cached;
     }
-    const csid = frame.type === TagType.Video ? msg.Csid.Video : frame.type === TagType.Audio ? msg.Csid.Audio : msg.Csid.Data;
+    const csid = frame.type === TagType.Video
+      ? msg.Csid.Video
+      : frame.type === TagType.Audio
+      ? msg.Csid.Audio
+      : msg.Csid.Data;
     const bytes = encodeChunks(csid, frame.type, streamId, frame.timestamp, frame.data, this.#opts.chunkSize);
     if (shared) playChunkCache.set(frame, bytes);
     return bytes;
@@ -402,7 +416,9 @@ export class RtmpSession {
     const values = this.#amfValues(m);
     const body = values[0] === "@setDataFrame" ? values.slice(1) : values;
     if (body[0] !== "onMetaData") return;
-    this.#publisher.write(makeFrame(TagType.Script, m.timestamp, encodeAmf0(body), { keyframe: false, sequenceHeader: false }));
+    this.#publisher.write(
+      makeFrame(TagType.Script, m.timestamp, encodeAmf0(body), { keyframe: false, sequenceHeader: false }),
+    );
   }
 
   /** Aggregate messages hold FLV tags back to back; timestamps are relative to the first. */
@@ -414,7 +430,7 @@ export class RtmpSession {
     while (off + 11 <= p.byteLength) {
       const type = p[off]!;
       const size = (p[off + 1]! << 16) | (p[off + 2]! << 8) | p[off + 3]!;
-      const ts = (((p[off + 7]! << 24) | (p[off + 4]! << 16) | (p[off + 5]! << 8) | p[off + 6]!) >>> 0);
+      const ts = ((p[off + 7]! << 24) | (p[off + 4]! << 16) | (p[off + 5]! << 8) | p[off + 6]!) >>> 0;
       if (off + 11 + size > p.byteLength) throw new RtmpProtocolError("truncated aggregate message");
       base ??= ts;
       const body = p.subarray(off + 11, off + 11 + size);

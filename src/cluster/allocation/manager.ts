@@ -9,7 +9,7 @@ import { ApiError } from "../api/routes.ts";
 import type { NodeSummary } from "../types.ts";
 import { isOverloaded, type NodeView, rankNodes, type Thresholds } from "./policy.ts";
 import { TicketBook } from "./tickets.ts";
-import { clientUrl, type ClientProtocol, normaliseProtocol, REDIRECT_MARKER } from "./urls.ts";
+import { type ClientProtocol, clientUrl, normaliseProtocol, REDIRECT_MARKER } from "./urls.ts";
 
 /** What the managers read of the cluster. */
 export interface ClusterView {
@@ -32,7 +32,13 @@ export interface Counters {
 }
 
 function toView(n: { summary: NodeSummary; stale: boolean }): NodeView {
-  return { serverId: n.summary.server_id, state: n.summary.state, stale: n.stale, roles: n.summary.role, load: n.summary.load };
+  return {
+    serverId: n.summary.server_id,
+    state: n.summary.state,
+    stale: n.stale,
+    roles: n.summary.role,
+    load: n.summary.load,
+  };
 }
 
 export class AllocationManager implements NonNullable<ReturnType<ClusterApiService["allocation"]>> {
@@ -57,8 +63,13 @@ export class AllocationManager implements NonNullable<ReturnType<ClusterApiServi
     }
   }
 
-  allocate(kind: "publish" | "play", req: { stream_path: string; protocol: string; limit?: number | undefined }) {
-    if (!this.view.synced()) throw new ApiError(503, "allocation unavailable: the node has not completed its first sync");
+  allocate(
+    kind: "publish" | "play",
+    req: { stream_path: string; protocol: string; limit?: number | undefined },
+  ) {
+    if (!this.view.synced()) {
+      throw new ApiError(503, "allocation unavailable: the node has not completed its first sync");
+    }
     const path = this.#path(req.stream_path);
     const protocol: ClientProtocol = kind === "publish" ? "rtmp" : normaliseProtocol(req.protocol);
     const nodes = this.view.nodes();
@@ -115,7 +126,11 @@ export class AllocationManager implements NonNullable<ReturnType<ClusterApiServi
 export class RedirectManager {
   readonly counters = { decisions: 0, redirects: 0 };
 
-  constructor(readonly view: ClusterView, readonly thresholds: Thresholds, readonly allocation: AllocationManager) {}
+  constructor(
+    readonly view: ClusterView,
+    readonly thresholds: Thresholds,
+    readonly allocation: AllocationManager,
+  ) {}
 
   selfOverloaded(): boolean {
     const self = this.view.nodes().find((n) => n.summary.server_id === this.view.selfId);
@@ -133,8 +148,17 @@ export class RedirectManager {
     const protocol = normaliseProtocol(protocolName);
     this.counters.decisions++;
     const self = this.view.nodes().find((n) => n.summary.server_id === this.view.selfId)?.summary;
-    const base = { stream_path: path, protocol, overloaded: false, redirect: false, target: null, load: self?.load ?? null };
-    if (!self || !isOverloaded(self.load, this.thresholds)) return { ...base, reason: "this node is under its thresholds" };
+    const base = {
+      stream_path: path,
+      protocol,
+      overloaded: false,
+      redirect: false,
+      target: null,
+      load: self?.load ?? null,
+    };
+    if (!self || !isOverloaded(self.load, this.thresholds)) {
+      return { ...base, reason: "this node is under its thresholds" };
+    }
     const now = this.allocation.now();
     const ranked = rankNodes({
       kind: "play",
@@ -157,7 +181,9 @@ export class RedirectManager {
       ...base,
       overloaded: true,
       redirect: true,
-      reason: target.carriesStream ? "overloaded; target already carries the stream" : "overloaded; least loaded node",
+      reason: target.carriesStream
+        ? "overloaded; target already carries the stream"
+        : "overloaded; least loaded node",
       target: {
         server_id: target.serverId,
         address: summary.address,

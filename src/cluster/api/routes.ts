@@ -48,7 +48,11 @@ export interface ClusterApiService {
   receiveSummaries(summaries: NodeSummary[]): NodeSummary[];
   sessions(): SessionRecord[];
   receiveSessions(records: SessionRecord[]): { accepted: number };
-  participation(path: string, nodeId: string, subscribe: boolean): { stream_path: string; subscribe_nodes: string[] };
+  participation(
+    path: string,
+    nodeId: string,
+    subscribe: boolean,
+  ): { stream_path: string; subscribe_nodes: string[] };
   relay(): RelayApi | null;
   allocation(): AllocationApi | null;
   redirect(): RedirectApi | null;
@@ -118,7 +122,9 @@ export function buildClusterApi(service: ClusterApiService, apiKey: string, log:
     log.error("cluster api failed", { path: c.req.path, error: errorMessage(err) });
     return c.json({ code: 500, message: "internal error", data: null }, 500);
   });
-  app.notFound((c) => c.json({ code: 404, message: `no route ${c.req.method} ${c.req.path}`, data: null }, 404));
+  app.notFound((c) =>
+    c.json({ code: 404, message: `no route ${c.req.method} ${c.req.path}`, data: null }, 404)
+  );
 
   app.use("*", async (c, next) => {
     if (keyHash) {
@@ -135,7 +141,8 @@ export function buildClusterApi(service: ClusterApiService, apiKey: string, log:
     "*",
     bodyLimit({
       maxSize: MAX_BODY_BYTES,
-      onError: (c) => c.json({ code: 413, message: `body larger than ${MAX_BODY_BYTES} bytes`, data: null }, 413),
+      onError: (c) =>
+        c.json({ code: 413, message: `body larger than ${MAX_BODY_BYTES} bytes`, data: null }, 413),
     }),
   );
 

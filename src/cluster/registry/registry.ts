@@ -45,7 +45,10 @@ export class SessionRegistry {
     const k = key(record.origin_id, record.stream_path);
     const cur = this.#entries.get(k);
     if (cur && !newer(record, cur.record)) return false;
-    this.#entries.set(k, { record: { ...record, subscribe_nodes: [...record.subscribe_nodes] }, endedAt: record.active ? 0 : now });
+    this.#entries.set(k, {
+      record: { ...record, subscribe_nodes: [...record.subscribe_nodes] },
+      endedAt: record.active ? 0 : now,
+    });
     return true;
   }
 
@@ -103,7 +106,15 @@ export class SessionRegistry {
   /** Active sessions sorted by stream_path. */
   active(): SessionRecord[] {
     return [...this.#entries.values()].filter((e) => e.record.active).map((e) => e.record)
-      .sort((a, b) => a.stream_path < b.stream_path ? -1 : a.stream_path > b.stream_path ? 1 : a.origin_id < b.origin_id ? -1 : 1);
+      .sort((a, b) =>
+        a.stream_path < b.stream_path
+          ? -1
+          : a.stream_path > b.stream_path
+          ? 1
+          : a.origin_id < b.origin_id
+          ? -1
+          : 1
+      );
   }
 
   /** Active sessions and live tombstones: what a peer needs to converge. */

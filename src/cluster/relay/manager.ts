@@ -90,7 +90,10 @@ export class RelayManager implements RelayService, AsyncDisposable {
       if (this.#pulls.get(path) === relay) this.#pulls.delete(path);
       this.#cancelRelease(path);
       // Players still waiting (e.g. the stream moved while we retried): try once more.
-      if (!relay.stopped && (this.hub.playerCount(path) > 0 || this.hub.hasWaiters(path)) && this.lookup.origin(path)) {
+      if (
+        !relay.stopped && (this.hub.playerCount(path) > 0 || this.hub.hasWaiters(path)) &&
+        this.lookup.origin(path)
+      ) {
         this.ensure(path);
       }
     });
@@ -104,7 +107,9 @@ export class RelayManager implements RelayService, AsyncDisposable {
     const path = record.stream_path as StreamPath;
     const relay = this.#pulls.get(path);
     if (relay && !relay.stopped) {
-      if (relay.sourceNodeId && relay.sourceNodeId !== record.origin_id) relay.repoint("stream moved to another origin");
+      if (relay.sourceNodeId && relay.sourceNodeId !== record.origin_id) {
+        relay.repoint("stream moved to another origin");
+      }
       return;
     }
     if (this.hub.playerCount(path) > 0 || this.hub.hasWaiters(path)) this.ensure(path);
@@ -112,7 +117,9 @@ export class RelayManager implements RelayService, AsyncDisposable {
 
   /** A peer went Offline: stop relays from it and relays we serve to it. */
   onNodeOffline(serverId: string): void {
-    for (const relay of this.#pulls.values()) if (relay.sourceNodeId === serverId) relay.repoint("origin offline");
+    for (const relay of this.#pulls.values()) {
+      if (relay.sourceNodeId === serverId) relay.repoint("origin offline");
+    }
     this.server.dropRequestor(serverId);
   }
 
@@ -122,17 +129,33 @@ export class RelayManager implements RelayService, AsyncDisposable {
     const stream = this.hub.get(path);
     const refuse = (reason: string) => {
       this.log.info("relay pull refused", { stream: path, edge: req.requestor_id, reason });
-      return { request_id: req.request_id, accepted: false, quic_addr: this.transport.address, session_id: req.session_id, reason, stream_path: path };
+      return {
+        request_id: req.request_id,
+        accepted: false,
+        quic_addr: this.transport.address,
+        session_id: req.session_id,
+        reason,
+        stream_path: path,
+      };
     };
     if (!stream?.live) return refuse("stream is not live on this node");
-    if (stream.publisher?.protocol === "relay") return refuse("this node relays the stream; it is not its origin");
+    if (stream.publisher?.protocol === "relay") {
+      return refuse("this node relays the stream; it is not its origin");
+    }
     if (req.requestor_id === this.options.selfId) return refuse("a node cannot pull from itself");
     this.server.grant(req.session_id, {
       path,
       requestorId: req.requestor_id,
       expiresAt: this.now() + this.options.establishTimeoutMs,
     });
-    return { request_id: req.request_id, accepted: true, quic_addr: this.transport.address, session_id: req.session_id, reason: "", stream_path: path };
+    return {
+      request_id: req.request_id,
+      accepted: true,
+      quic_addr: this.transport.address,
+      session_id: req.session_id,
+      reason: "",
+      stream_path: path,
+    };
   }
 
   #maybeScheduleRelease(path: StreamPath): void {
@@ -142,7 +165,9 @@ export class RelayManager implements RelayService, AsyncDisposable {
       path,
       setTimeout(() => {
         this.#releaseTimers.delete(path);
-        if (this.hub.playerCount(path) === 0 && !this.hub.hasWaiters(path)) relay.stop("released: no players");
+        if (this.hub.playerCount(path) === 0 && !this.hub.hasWaiters(path)) {
+          relay.stop("released: no players");
+        }
       }, this.options.releaseDelayMs),
     );
   }

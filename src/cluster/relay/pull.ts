@@ -111,7 +111,10 @@ export class PullRelay {
           }
         } catch (err) {
           if (this.#stopped) break;
-          this.log.warn("relay attempt failed", { error: errorMessage(err), origin: origin.record.origin_id });
+          this.log.warn("relay attempt failed", {
+            error: errorMessage(err),
+            origin: origin.record.origin_id,
+          });
         } finally {
           this.#endAttempt();
         }
@@ -160,14 +163,21 @@ export class PullRelay {
     this.state = "connecting";
     this.sourceNodeId = record.origin_id;
     this.sessionId = crypto.randomUUID();
-    const answer = await d.client.call(record.origin_address, "POST", "relay/pull", {
-      request_id: crypto.randomUUID(),
-      stream_path: this.path,
-      requestor_id: d.selfId,
-      quic_addr: d.transport.address,
-      session_id: this.sessionId,
-      timestamp: d.now(),
-    }, d.establishTimeoutMs, relayPullResponse);
+    const answer = await d.client.call(
+      record.origin_address,
+      "POST",
+      "relay/pull",
+      {
+        request_id: crypto.randomUUID(),
+        stream_path: this.path,
+        requestor_id: d.selfId,
+        quic_addr: d.transport.address,
+        session_id: this.sessionId,
+        timestamp: d.now(),
+      },
+      d.establishTimeoutMs,
+      relayPullResponse,
+    );
     if (!answer.accepted) throw new Error(`origin refused the pull: ${answer.reason || "no reason"}`);
     if (answer.session_id !== this.sessionId) throw new Error("origin answered for another session");
     if (this.#stopped) return "stopped";

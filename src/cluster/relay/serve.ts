@@ -9,7 +9,13 @@
 
 import { errorMessage, type Logger } from "../../log/mod.ts";
 import { concatBytes } from "../../bytes/mod.ts";
-import { type MediaFrame, type StreamHub, type StreamPath, type Subscriber, TagType } from "../../media/mod.ts";
+import {
+  type MediaFrame,
+  type StreamHub,
+  type StreamPath,
+  type Subscriber,
+  TagType,
+} from "../../media/mod.ts";
 import type { RelayStream } from "../transport/mod.ts";
 import {
   decodeControl,
@@ -96,7 +102,11 @@ export class RelayServer {
       stream,
     };
     this.served.add(served);
-    const slog = log.child({ relay: hello.sessionId.slice(0, 8), stream: hello.path, edge: hello.requestorId });
+    const slog = log.child({
+      relay: hello.sessionId.slice(0, 8),
+      stream: hello.path,
+      edge: hello.requestorId,
+    });
     slog.info("relay serving");
     // The edge sends nothing after HELLO; its side ending means it went away.
     void reader.read().then(() => {}, () => {}).finally(() => sub.close("client"));
@@ -120,7 +130,10 @@ export class RelayServer {
   ): Promise<{ sessionId: string; path: StreamPath; requestorId: string }> {
     const decoder = new FrameDecoder();
     const frames: WireFrame[] = [];
-    const deadline = setTimeout(() => reader.cancel("hello timeout").catch(() => {}), this.establishTimeoutMs);
+    const deadline = setTimeout(
+      () => reader.cancel("hello timeout").catch(() => {}),
+      this.establishTimeoutMs,
+    );
     try {
       while (frames.length === 0) {
         const { done, value } = await reader.read();

@@ -70,9 +70,13 @@ export class FrameDecoder {
       const data = this.#queue.peek();
       if (data.byteLength < FRAME_HEADER_SIZE) return;
       const kind = data[0]!;
-      if (kind < FrameKind.Hello || kind > FrameKind.Error) throw new RelayWireError(`unknown frame kind ${kind}`);
+      if (kind < FrameKind.Hello || kind > FrameKind.Error) {
+        throw new RelayWireError(`unknown frame kind ${kind}`);
+      }
       const length = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(2);
-      const limit = kind === FrameKind.Media || kind === FrameKind.Headers ? MAX_FRAME_PAYLOAD : MAX_CONTROL_PAYLOAD;
+      const limit = kind === FrameKind.Media || kind === FrameKind.Headers
+        ? MAX_FRAME_PAYLOAD
+        : MAX_CONTROL_PAYLOAD;
       if (length > limit) throw new RelayWireError(`frame of ${length} bytes exceeds ${limit}`);
       if (data.byteLength < FRAME_HEADER_SIZE + length) return;
       const payload = data.slice(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + length);

@@ -7,8 +7,8 @@
 
 import { errorMessage, type Logger } from "../../log/mod.ts";
 import { Emitter } from "../../media/mod.ts";
-import { PeerError, type PeerClient } from "../peer_client.ts";
-import { type NodeSummary, NodeState, type SessionRecord } from "../types.ts";
+import { type PeerClient, PeerError } from "../peer_client.ts";
+import { NodeState, type NodeSummary, type SessionRecord } from "../types.ts";
 import { Membership, type Transition } from "./membership.ts";
 import { heartbeatAnswer, serversAnswer, sessionsAnswer } from "../schemas.ts";
 
@@ -172,7 +172,10 @@ export class SyncManager implements Disposable {
       if (err instanceof PeerError && err.status === 409) {
         if (!this.#duplicateLogged.has(address)) {
           this.#duplicateLogged.add(address);
-          this.log.error("peer refused this node: duplicate server_id", { peer: address, error: err.message });
+          this.log.error("peer refused this node: duplicate server_id", {
+            peer: address,
+            error: err.message,
+          });
         }
       } else {
         this.log.debug("heartbeat failed", { peer: address, error: errorMessage(err) });
@@ -202,15 +205,24 @@ export class SyncManager implements Disposable {
   /** Pulls `servers` and `sessions` from every seed. */
   async fullSync(): Promise<void> {
     const timeout = Math.max(500, Math.min(this.options.syncIntervalMs, 5000));
-    await Promise.all(this.options.seeds.filter((a) => a !== this.options.address).map(async (seed) => {
-      try {
-        const servers = await this.client.call(seed, "GET", "servers", undefined, timeout, serversAnswer);
-        this.receiveSummaries(servers.summaries);
-        const sessions = await this.client.call(seed, "GET", "sessions", undefined, timeout, sessionsAnswer);
-        this.providers.mergeSessions(sessions.sessions, seed);
-      } catch (err) {
-        this.log.debug("full sync failed", { peer: seed, error: errorMessage(err) });
-      }
-    }));
+    await Promise.all(
+      this.options.seeds.filter((a) => a !== this.options.address).map(async (seed) => {
+        try {
+          const servers = await this.client.call(seed, "GET", "servers", undefined, timeout, serversAnswer);
+          this.receiveSummaries(servers.summaries);
+          const sessions = await this.client.call(
+            seed,
+            "GET",
+            "sessions",
+            undefined,
+            timeout,
+            sessionsAnswer,
+          );
+          this.providers.mergeSessions(sessions.sessions, seed);
+        } catch (err) {
+          this.log.debug("full sync failed", { peer: seed, error: errorMessage(err) });
+        }
+      }),
+    );
   }
 }

@@ -14,7 +14,7 @@
  *   caller drops what belonged to the old process.
  */
 
-import { type NodeSummary, NodeState } from "../types.ts";
+import { NodeState, type NodeSummary } from "../types.ts";
 
 export interface MembershipOptions {
   suspectThreshold: number;

@@ -139,7 +139,11 @@ export class QuicTransport implements RelayTransport {
     if (this.#closed) throw new Error("transport closed");
     const conn = await this.#connect(peer, timeoutMs);
     try {
-      const bi = await withTimeout(conn.createBidirectionalStream({ waitUntilAvailable: true }), timeoutMs, "open stream");
+      const bi = await withTimeout(
+        conn.createBidirectionalStream({ waitUntilAvailable: true }),
+        timeoutMs,
+        "open stream",
+      );
       return wrap(bi);
     } catch (err) {
       // A dead connection: forget it so the next attempt dials again.
@@ -163,7 +167,9 @@ export class QuicTransport implements RelayTransport {
 
   async [Symbol.asyncDispose](): Promise<void> {
     this.#closed = true;
-    for (const p of this.#conns.values()) p.then((c) => c.close({ closeCode: 0, reason: "shutdown" })).catch(() => {});
+    for (const p of this.#conns.values()) {
+      p.then((c) => c.close({ closeCode: 0, reason: "shutdown" })).catch(() => {});
+    }
     for (const c of this.#accepted) {
       try {
         c.close({ closeCode: 0, reason: "shutdown" });
