@@ -20,7 +20,11 @@ function hex(b: Uint8Array): string {
   return Array.from(b.subarray(0, 16), (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-function assertSameBodies(got: readonly ReadTag[], sent: readonly { ts: number; body: Uint8Array }[], who: string) {
+function assertSameBodies(
+  got: readonly ReadTag[],
+  sent: readonly { ts: number; body: Uint8Array }[],
+  who: string,
+) {
   assert.equal(got.length, sent.length, `${who}: ${got.length} video tags, sent ${sent.length}`);
   for (const [i, s] of sent.entries()) {
     const g = got[i]!;
@@ -49,13 +53,19 @@ Deno.test("hevc: Enhanced RTMP HEVC reaches HTTP-FLV, WS-FLV and RTMP players by
   await pub.sendMetadata(sid, { width: WIDTH, height: HEIGHT, framerate: FPS });
   const sent: { ts: number; body: Uint8Array }[] = [{ ts: 0, body: exSequenceStart(buildHvcC(clip)) }];
   // Composition times are arbitrary bytes to the server; vary them to catch any rewriting.
-  clip.units.forEach((u, i) => sent.push({ ts: i * 40, body: exCodedFrames(u, { compositionTime: (i % 3) * 40 }) }));
+  clip.units.forEach((u, i) =>
+    sent.push({ ts: i * 40, body: exCodedFrames(u, { compositionTime: (i % 3) * 40 }) })
+  );
   await pub.sendVideo(sid, 0, sent[0]!.body);
 
-  const info = await waitFor(async () => {
-    const s = await node.stream(path);
-    return s?.video.codec ? s : null;
-  }, 5000, { message: "HEVC stream in /api/streams" });
+  const info = await waitFor(
+    async () => {
+      const s = await node.stream(path);
+      return s?.video.codec ? s : null;
+    },
+    5000,
+    { message: "HEVC stream in /api/streams" },
+  );
   assert.deepEqual(info.video, { codec: "hevc", width: WIDTH, height: HEIGHT });
   assert.equal(info.audio.codec, null);
 
@@ -67,10 +77,14 @@ Deno.test("hevc: Enhanced RTMP HEVC reaches HTTP-FLV, WS-FLV and RTMP players by
   await rtmpPlayer.connectApp("live", node.rtmpUrl("live"), { fourCcList: ["hvc1"] });
   const playSid = await rtmpPlayer.createStream();
   assert.equal((await rtmpPlayer.play(playSid, "hevc"))["code"], "NetStream.Play.Start");
-  await waitFor(async () => (await node.stream(path))?.players.total === 3, 5000, { message: "players attached" });
+  await waitFor(async () => (await node.stream(path))?.players.total === 3, 5000, {
+    message: "players attached",
+  });
   for (const s of sent.slice(1)) await pub.sendVideo(sid, s.ts, s.body);
   // metadata + sequence header + 50 frames ingested: the GOP cache now holds frames 25..49.
-  await waitFor(async () => (await node.stream(path))?.frames_in === 52, 5000, { message: "all frames ingested" });
+  await waitFor(async () => (await node.stream(path))?.frames_in === 52, 5000, {
+    message: "all frames ingested",
+  });
   const late = await readFlv(node.flvUrl(path), { maxVideoFrames: 25, timeoutMs: 10_000 });
   await pub.close();
 

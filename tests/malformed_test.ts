@@ -42,7 +42,9 @@ Deno.test("malformed input: bad connections are closed and a live stream keeps p
   );
   const path = "live/steady";
   await using _pub = publish(node.rtmpUrl(path), { seconds: 60 });
-  await waitFor(async () => (await node.stream(path))?.video.codec === "h264", 15_000, { message: "stream live" });
+  await waitFor(async () => (await node.stream(path))?.video.codec === "h264", 15_000, {
+    message: "stream live",
+  });
   const publisherBefore = (await node.stream(path))!.publisher;
 
   let video = 0;
@@ -110,10 +112,20 @@ Deno.test("malformed input: bad connections are closed and a live stream keeps p
       await clientHandshake(conn);
       await writeAll(
         conn,
-        encodeChunks(3, 20, 0, 0, encodeAmf0(["connect", 1, { app: "live", tcUrl: node.rtmpUrl("live") }]), 128),
+        encodeChunks(
+          3,
+          20,
+          0,
+          0,
+          encodeAmf0(["connect", 1, { app: "live", tcUrl: node.rtmpUrl("live") }]),
+          128,
+        ),
       );
       await writeAll(conn, encodeChunks(3, 20, 0, 0, encodeAmf0(["createStream", 2, null]), 128));
-      await writeAll(conn, encodeChunks(3, 20, 1, 0, encodeAmf0(["publish", 0, null, "steady", "live"]), 128));
+      await writeAll(
+        conn,
+        encodeChunks(3, 20, 1, 0, encodeAmf0(["publish", 0, null, "steady", "live"]), 128),
+      );
       await sendAndAwaitClose(conn, new Uint8Array(0));
       await stillFlowing("refused publisher");
     });
@@ -135,7 +147,9 @@ Deno.test("malformed input: bad connections are closed and a live stream keeps p
 
     await t.step("a bogus HTTP request line and header block", async () => {
       const conn = await Deno.connect({ hostname: node.host, port: node.httpPort });
-      const junk = new TextEncoder().encode(`GET /${path}.flv HTTP/1.1\r\nHost\x00: \x01\x02\r\n${"x".repeat(70_000)}\r\n\r\n`);
+      const junk = new TextEncoder().encode(
+        `GET /${path}.flv HTTP/1.1\r\nHost\x00: \x01\x02\r\n${"x".repeat(70_000)}\r\n\r\n`,
+      );
       await sendAndAwaitClose(conn, junk);
       await stillFlowing("bad HTTP request");
     });

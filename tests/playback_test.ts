@@ -79,7 +79,10 @@ Deno.test("playback: a late joiner starts at once from the GOP cache, headers an
   assertMonotonicTags(read.tags, "late http-flv");
   const video = videoFrames(read.tags);
   // The cached GOP starts at the stream's first keyframe and arrives as a burst.
-  assert.ok(video[0]!.timestamp < 500, `first frame is from ${video[0]!.timestamp} ms, not the cached GOP start`);
+  assert.ok(
+    video[0]!.timestamp < 500,
+    `first frame is from ${video[0]!.timestamp} ms, not the cached GOP start`,
+  );
   assert.ok(video[0]!.arrivalMs < 1500, `first keyframe after ${Math.round(video[0]!.arrivalMs)} ms`);
   assert.ok(
     video[39]!.arrivalMs - video[0]!.arrivalMs < 1000,
@@ -103,7 +106,9 @@ Deno.test("playback: B-frames keep pts >= dts, and some pts > dts, on every prot
   await using node = await startNode({}, { label: "playback-bframes" });
   const path = "live/bframes";
   await using _pub = publish(node.rtmpUrl(path), { seconds: 30, fps: FPS, gop: FPS, bframes: 3 });
-  await waitFor(async () => (await node.stream(path))?.video.codec === "h264", 15_000, { message: "stream live" });
+  await waitFor(async () => (await node.stream(path))?.video.codec === "h264", 15_000, {
+    message: "stream live",
+  });
 
   const [http, ws, probeHttp, probeRtmp] = await Promise.all([
     readFlv(node.flvUrl(path), { maxVideoFrames: 50, timeoutMs: 10_000 }),

@@ -13,7 +13,7 @@ import {
   sequenceHeaderSize,
   videoFrames,
 } from "./helpers/checks.ts";
-import { isCodedVideo, probePackets, publish, readFlv, readWsFlv, type ReadTag } from "./helpers/media.ts";
+import { isCodedVideo, probePackets, publish, readFlv, type ReadTag, readWsFlv } from "./helpers/media.ts";
 import { startNode } from "./helpers/node.ts";
 import { RtmpTestClient } from "./helpers/rtmp.ts";
 import { waitFor, withTimeout } from "./helpers/wait.ts";
@@ -25,13 +25,16 @@ Deno.test("publish: republishing at another resolution reaches the API, new play
   const path = "live/resize";
   const first = publish(node.rtmpUrl(path), { seconds: 30, size: "320x240" });
   try {
-    await waitFor(async () => (await node.stream(path))?.video.width === 320, 15_000, { message: "320x240 live" });
+    await waitFor(async () => (await node.stream(path))?.video.width === 320, 15_000, {
+      message: "320x240 live",
+    });
     // This player stays connected through the republish (within the grace period).
     const acrossP = readFlv(node.flvUrl(path), {
       timeoutMs: 30_000,
       until: (tags) => {
         const sh = tags.findLastIndex((t) => t.video?.sequenceHeader === true);
-        return sh > 1 && sequenceHeaderSize(tags[sh]!)?.width === 640 && tags.slice(sh).filter(isCodedVideo).length >= 10;
+        return sh > 1 && sequenceHeaderSize(tags[sh]!)?.width === 640 &&
+          tags.slice(sh).filter(isCodedVideo).length >= 10;
       },
     });
     await waitFor(async () => ((await node.stream(path))?.players.total ?? 0) >= 1, 10_000, {
@@ -42,19 +45,30 @@ Deno.test("publish: republishing at another resolution reaches the API, new play
     await waitFor(async () => (await node.stream(path)) === undefined, 10_000, { message: "unpublished" });
 
     await using _second = publish(node.rtmpUrl(path), { seconds: 30, size: "640x360" });
-    const info = await waitFor(async () => {
-      const s = await node.stream(path);
-      return s?.video.width === 640 ? s : null;
-    }, 15_000, { message: "640x360 live" });
+    const info = await waitFor(
+      async () => {
+        const s = await node.stream(path);
+        return s?.video.width === 640 ? s : null;
+      },
+      15_000,
+      { message: "640x360 live" },
+    );
     assert.deepEqual(info.video, { codec: "h264", width: 640, height: 360 });
     assert.equal(info.audio.codec, "aac");
 
     const across = await acrossP;
     assertMonotonicTags(across.tags, "player across republish");
     const headers = across.tags.filter((t) => t.video?.sequenceHeader);
-    assert.deepEqual(headers.map(sequenceHeaderSize), [{ width: 320, height: 240 }, { width: 640, height: 360 }]);
+    assert.deepEqual(headers.map(sequenceHeaderSize), [{ width: 320, height: 240 }, {
+      width: 640,
+      height: 360,
+    }]);
     const afterSwitch = across.tags.slice(across.tags.indexOf(headers[1]!));
-    assert.equal(videoFrames(afterSwitch)[0]?.video?.keyframe, true, "first frame after the new header is a keyframe");
+    assert.equal(
+      videoFrames(afterSwitch)[0]?.video?.keyframe,
+      true,
+      "first frame after the new header is a keyframe",
+    );
 
     const fresh = await readFlv(node.flvUrl(path), { maxVideoFrames: 5, timeoutMs: 10_000 });
     assertFlvStart(fresh, H264_AAC_640x360, "new http-flv player");
@@ -73,10 +87,14 @@ Deno.test("publish: a second publisher on a live path is refused and the first k
   await using node = await startNode({}, { label: "second-publisher" });
   const path = "live/busy";
   await using _first = publish(node.rtmpUrl(path), { seconds: 30 });
-  const before = await waitFor(async () => {
-    const s = await node.stream(path);
-    return s && s.frames_in > 30 ? s : null;
-  }, 15_000, { message: "first publisher live" });
+  const before = await waitFor(
+    async () => {
+      const s = await node.stream(path);
+      return s && s.frames_in > 30 ? s : null;
+    },
+    15_000,
+    { message: "first publisher live" },
+  );
 
   let video = 0;
   const stop = new AbortController();

@@ -43,9 +43,22 @@ Deno.test("slow player: a stalled HTTP-FLV reader does not slow others and is di
     seconds: 60,
     fps: FPS,
     gop: FPS,
-    extraArgs: ["-b:v", "8M", "-minrate", "8M", "-maxrate", "8M", "-bufsize", "1M", "-x264-params", "nal-hrd=cbr"],
+    extraArgs: [
+      "-b:v",
+      "8M",
+      "-minrate",
+      "8M",
+      "-maxrate",
+      "8M",
+      "-bufsize",
+      "1M",
+      "-x264-params",
+      "nal-hrd=cbr",
+    ],
   });
-  await waitFor(async () => ((await node.stream(path))?.frames_in ?? 0) > 30, 15_000, { message: "stream live" });
+  await waitFor(async () => ((await node.stream(path))?.frames_in ?? 0) > 30, 15_000, {
+    message: "stream live",
+  });
 
   const baseline = await measureRate(node.flvUrl(path), 2500);
   assert.ok(baseline.fps > FPS * 0.8, `baseline player got ${baseline.fps.toFixed(1)} fps`);
@@ -65,7 +78,10 @@ Deno.test("slow player: a stalled HTTP-FLV reader does not slow others and is di
 
     const t0 = performance.now();
     const withStalled = await measureRate(node.flvUrl(path), 3000);
-    assert.ok(withStalled.fps > FPS * 0.8, `player next to a stalled one got ${withStalled.fps.toFixed(1)} fps`);
+    assert.ok(
+      withStalled.fps > FPS * 0.8,
+      `player next to a stalled one got ${withStalled.fps.toFixed(1)} fps`,
+    );
     assert.ok(
       withStalled.fps > baseline.fps * 0.85,
       `rate dropped from ${baseline.fps.toFixed(1)} to ${withStalled.fps.toFixed(1)} fps`,

@@ -11,16 +11,16 @@ import type { PlayGate } from "../http/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import { Emitter, parseStreamPath, type StreamHub, type StreamPath } from "../media/mod.ts";
 import type { RtmpGate } from "../rtmp/mod.ts";
-import { buildClusterApi, type ClusterApiService, type LocalStatus, type RelayApi } from "./api/routes.ts";
+import { buildClusterApi, type ClusterApiService, type LocalStatus } from "./api/routes.ts";
 import { AllocationManager, type ClusterView, RedirectManager } from "./allocation/manager.ts";
 import { ClusterHooks } from "./hooks.ts";
 import { LoadMonitor } from "./load.ts";
-import { PeerClient } from "./peer_client.ts";
+import { PeerClient } from "./protocol/peer_client.ts";
 import { SessionRegistry } from "./registry/registry.ts";
 import { SyncManager } from "./sync/manager.ts";
 import { RelayManager } from "./relay/mod.ts";
 import type { RelayTransport } from "./transport/mod.ts";
-import { NodeState, type NodeSummary, type SessionRecord } from "./types.ts";
+import { NodeState, type NodeSummary, type SessionRecord } from "./protocol/types.ts";
 
 export const VERSION = "0.1.0";
 
@@ -37,15 +37,6 @@ export type ClusterEvents = {
   /** A peer went Offline: relays sourced from it must be cleaned up. */
   nodeOffline: (serverId: string) => void;
 };
-
-/** What a relay manager offers the cluster (issue: QUIC relay). */
-export interface RelayService extends RelayApi {
-  /** A local player wants `path`, which is live on a remote origin: start or reuse a relay. */
-  ensure(path: StreamPath): void;
-  count(): { total: number; active: number };
-  quicAddr(): string;
-  quicCert(): string;
-}
 
 export class Cluster implements AsyncDisposable {
   readonly events = new Emitter<ClusterEvents>();

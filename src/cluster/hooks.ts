@@ -10,9 +10,9 @@
 
 import { errorMessage, type Logger } from "../log/mod.ts";
 import type { LiveStream, StreamHub, Subscriber } from "../media/mod.ts";
-import type { PeerClient } from "./peer_client.ts";
+import type { PeerClient } from "./protocol/peer_client.ts";
 import type { SessionRegistry } from "./registry/registry.ts";
-import type { SessionRecord } from "./types.ts";
+import type { SessionRecord } from "./protocol/types.ts";
 import { z } from "zod";
 
 export interface HookIdentity {

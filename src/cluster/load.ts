@@ -6,7 +6,7 @@
  */
 
 import type { StreamHub } from "../media/mod.ts";
-import type { NodeLoad } from "./types.ts";
+import type { NodeLoad } from "./protocol/types.ts";
 
 export interface InjectedLoad {
   cpu: number;

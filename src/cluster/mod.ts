@@ -1,3 +1,3 @@
-export { Cluster, type ClusterEvents, type ClusterIdentity, type RelayService, VERSION } from "./cluster.ts";
-export type { NodeLoad, NodeSummary, SessionRecord } from "./types.ts";
-export { NodeState } from "./types.ts";
+export { Cluster, type ClusterEvents, type ClusterIdentity, VERSION } from "./cluster.ts";
+export type { NodeLoad, NodeSummary, SessionRecord } from "./protocol/types.ts";
+export { NodeState } from "./protocol/types.ts";

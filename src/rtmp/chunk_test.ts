@@ -156,7 +156,12 @@ function rawChunk(
     out.push(sid & 0xff, (sid >> 8) & 0xff, (sid >> 16) & 0xff, (sid >>> 24) & 0xff);
   }
   if (fields.ext !== undefined) {
-    out.push((fields.ext >>> 24) & 0xff, (fields.ext >> 16) & 0xff, (fields.ext >> 8) & 0xff, fields.ext & 0xff);
+    out.push(
+      (fields.ext >>> 24) & 0xff,
+      (fields.ext >> 16) & 0xff,
+      (fields.ext >> 8) & 0xff,
+      fields.ext & 0xff,
+    );
   }
   return concat(new Uint8Array(out), body);
 }
@@ -178,7 +183,9 @@ Deno.test("chunks: fmt 1/2/3 headers reuse the previous header and accumulate de
       msgs.map((m) => m.timestamp),
       [1000, 1023, 1047, 1071, 1095, 1095 + 0x1000000, 1095 + 2 * 0x1000000],
     );
-    assert.ok(msgs.every((m) => m.streamId === 1 && m.type === MessageType.Audio && m.payload.byteLength === 10));
+    assert.ok(
+      msgs.every((m) => m.streamId === 1 && m.type === MessageType.Audio && m.payload.byteLength === 10),
+    );
   }
 });
 
@@ -219,7 +226,11 @@ Deno.test("chunks: a message longer than the maximum is refused at its header", 
     RtmpProtocolError,
   );
   // Exactly the maximum is fine.
-  const ok = feed(new ChunkReader(1024), encodeChunks(3, MessageType.CommandAmf0, 0, 0, payload(1024), 128), 1);
+  const ok = feed(
+    new ChunkReader(1024),
+    encodeChunks(3, MessageType.CommandAmf0, 0, 0, payload(1024), 128),
+    1,
+  );
   assert.equal(ok.length, 1);
 });
 
@@ -238,7 +249,10 @@ Deno.test("chunks: a new header inside an unfinished message is refused", () => 
   const r = readerWithChunkSize(128);
   const first = splitChunks(encodeChunks(6, MessageType.Video, 1, 0, payload(300), 128), 300, 128, false)[0]!;
   feed(r, first);
-  assert.throws(() => feed(r, rawChunk(0, 6, { ts: 40, type: MessageType.Video }, payload(10))), RtmpProtocolError);
+  assert.throws(
+    () => feed(r, rawChunk(0, 6, { ts: 40, type: MessageType.Video }, payload(10))),
+    RtmpProtocolError,
+  );
 });
 
 Deno.test("chunks: Abort drops a partial message; the chunk stream then starts over", () => {

@@ -17,7 +17,12 @@ export interface ExpectedMedia {
   height: number;
 }
 
-export const H264_AAC_320x240: ExpectedMedia = { videoCodec: "h264", audioCodec: "aac", width: 320, height: 240 };
+export const H264_AAC_320x240: ExpectedMedia = {
+  videoCodec: "h264",
+  audioCodec: "aac",
+  width: 320,
+  height: 240,
+};
 
 export function videoFrames(tags: readonly ReadTag[]): ReadTag[] {
   return tags.filter(isCodedVideo);
@@ -29,7 +34,9 @@ export function audioFrames(tags: readonly ReadTag[]): ReadTag[] {
 
 /** Picture size from a video sequence header tag (H.264 or HEVC), or null. */
 export function sequenceHeaderSize(tag: ReadTag): { width: number; height: number } | null {
-  const cfg = tag.video?.codec === "h264" ? parseAvcDecoderConfig(tag.data) : parseHevcDecoderConfig(tag.data);
+  const cfg = tag.video?.codec === "h264"
+    ? parseAvcDecoderConfig(tag.data)
+    : parseHevcDecoderConfig(tag.data);
   return cfg ? { width: cfg.width, height: cfg.height } : null;
 }
 
@@ -39,7 +46,11 @@ export function sequenceHeaderSize(tag: ReadTag): { width: number; height: numbe
  */
 export function assertFlvStart(read: FlvReadResult, expected: ExpectedMedia, who = "player"): void {
   const tags = read.tags;
-  assert.equal(read.status === 200 || read.status === 101, true, `${who}: status ${read.status} ${read.errorBody}`);
+  assert.equal(
+    read.status === 200 || read.status === 101,
+    true,
+    `${who}: status ${read.status} ${read.errorBody}`,
+  );
   assert.ok(read.header, `${who}: no FLV header`);
   assert.ok(tags.length >= 3, `${who}: only ${tags.length} tags`);
   const [meta, vsh] = tags;
@@ -48,7 +59,11 @@ export function assertFlvStart(read: FlvReadResult, expected: ExpectedMedia, who
   assert.equal(vsh!.type, 9, `${who}: second tag is not video`);
   assert.equal(vsh!.video?.sequenceHeader, true, `${who}: second tag is not the video sequence header`);
   assert.equal(vsh!.video?.codec, expected.videoCodec, `${who}: video codec`);
-  assert.deepEqual(sequenceHeaderSize(vsh!), { width: expected.width, height: expected.height }, `${who}: picture size`);
+  assert.deepEqual(
+    sequenceHeaderSize(vsh!),
+    { width: expected.width, height: expected.height },
+    `${who}: picture size`,
+  );
   if (expected.audioCodec) {
     const ash = tags[2]!;
     assert.equal(ash.type, 8, `${who}: third tag is not audio`);

@@ -39,6 +39,7 @@ export interface NodeSummaryJson {
   server_id: string;
   address: string;
   quic_addr: string;
+  rtmp_addr: string;
   quic_cert: string;
   state: "Online" | "Suspect" | "Offline";
   role: ("origin" | "edge")[];
@@ -200,6 +201,7 @@ export function assertNodeSummary(s: unknown): asserts s is NodeSummaryJson {
     server_id: "string",
     address: "string",
     quic_addr: "string",
+    rtmp_addr: "string",
     quic_cert: "string",
     state: "string",
     role: "array",

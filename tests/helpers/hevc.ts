@@ -132,7 +132,10 @@ export function exSequenceStart(hvcc: Uint8Array): Uint8Array {
  * time, then 4-byte length-prefixed NAL units. `x: true` gives CodedFramesX (packet type 3,
  * composition time implied 0).
  */
-export function exCodedFrames(unit: HevcAccessUnit, opts: { compositionTime?: number; x?: boolean } = {}): Uint8Array {
+export function exCodedFrames(
+  unit: HevcAccessUnit,
+  opts: { compositionTime?: number; x?: boolean } = {},
+): Uint8Array {
   const size = unit.nals.reduce((n, nal) => n + 4 + nal.byteLength, 0);
   const ctsBytes = opts.x ? 0 : 3;
   const out = new Uint8Array(1 + 4 + ctsBytes + size);

@@ -9,8 +9,8 @@
 
 import {
   type AudioTagInfo,
-  type FlvFileHeader,
   FlvDemuxer,
+  type FlvFileHeader,
   inspectAudio,
   inspectVideo,
   type VideoTagInfo,
@@ -434,7 +434,9 @@ export async function readFlv(
       try {
         res = await fetch(source, { signal: abort.signal });
       } catch (err) {
-        if (ctl.timedOut) throw new TimeoutError(`readFlv ${source}: no response in ${opts.timeoutMs ?? 20_000} ms`);
+        if (ctl.timedOut) {
+          throw new TimeoutError(`readFlv ${source}: no response in ${opts.timeoutMs ?? 20_000} ms`);
+        }
         if (ctl.stopped) return result();
         throw err;
       }
@@ -522,7 +524,9 @@ export function readWsFlv(url: string, opts: FlvReadOptions = {}): Promise<FlvRe
     ws.onmessage = (e) => {
       if (closing) return;
       try {
-        const data = e.data instanceof ArrayBuffer ? new Uint8Array(e.data) : new TextEncoder().encode(String(e.data));
+        const data = e.data instanceof ArrayBuffer
+          ? new Uint8Array(e.data)
+          : new TextEncoder().encode(String(e.data));
         if (col.push(data)) close();
       } catch (err) {
         error = err as Error;
@@ -545,7 +549,9 @@ export function readWsFlv(url: string, opts: FlvReadOptions = {}): Promise<FlvRe
         elapsedMs: performance.now() - col.started,
       };
       if (ctl.timedOut && !col.done()) {
-        reject(new TimeoutError(`readWsFlv timed out after ${opts.timeoutMs ?? 20_000} ms with ${col.describe()}`));
+        reject(
+          new TimeoutError(`readWsFlv timed out after ${opts.timeoutMs ?? 20_000} ms with ${col.describe()}`),
+        );
       } else if (error && opened && !ended && !ctl.stopped && !col.done()) {
         reject(error);
       } else {

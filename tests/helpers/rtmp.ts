@@ -141,10 +141,14 @@ export class RtmpTestClient implements AsyncDisposable {
         if (n === null) break;
         this.#reader.push(buf.subarray(0, n), (m) => {
           if (m.type === MessageType.SetChunkSize) {
-            this.#reader.setChunkSize(new DataView(m.payload.buffer, m.payload.byteOffset).getUint32(0) & 0x7fffffff);
+            this.#reader.setChunkSize(
+              new DataView(m.payload.buffer, m.payload.byteOffset).getUint32(0) & 0x7fffffff,
+            );
           } else if (m.type === MessageType.CommandAmf0) {
             this.#onCommand(decodeAmf0(m.payload));
-          } else if (m.type === MessageType.Audio || m.type === MessageType.Video || m.type === MessageType.DataAmf0) {
+          } else if (
+            m.type === MessageType.Audio || m.type === MessageType.Video || m.type === MessageType.DataAmf0
+          ) {
             this.media.push({ type: m.type, timestamp: m.timestamp, payload: m.payload.slice() });
           }
         });
@@ -213,7 +217,12 @@ export class RtmpTestClient implements AsyncDisposable {
   }
 
   /** Sends a command with a fresh transaction id and waits for its `_result` (throws on `_error`). */
-  async call(name: string, cmdObj: Amf0Value, args: Amf0Value[] = [], timeoutMs = 5000): Promise<Amf0Value[]> {
+  async call(
+    name: string,
+    cmdObj: Amf0Value,
+    args: Amf0Value[] = [],
+    timeoutMs = 5000,
+  ): Promise<Amf0Value[]> {
     const txn = this.#txn++;
     const reply = new Promise<Amf0Value[]>((resolve, reject) => this.#pending.set(txn, { resolve, reject }));
     await this.send(Csid.Command, MessageType.CommandAmf0, 0, 0, encodeAmf0([name, txn, cmdObj, ...args]));

@@ -36,7 +36,9 @@ export async function waitFor<T>(
     if (left <= 0) {
       const what = opts.message ?? "condition";
       const why = lastError instanceof Error ? `: last error: ${lastError.message}` : "";
-      throw new TimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}${why}`, { cause: lastError });
+      throw new TimeoutError(`timed out after ${timeoutMs} ms waiting for ${what}${why}`, {
+        cause: lastError,
+      });
     }
     await delay(Math.min(interval, left));
   }

@@ -6,7 +6,7 @@
 
 import type { ClusterApiService } from "../api/routes.ts";
 import { ApiError } from "../api/routes.ts";
-import type { NodeSummary } from "../types.ts";
+import type { NodeSummary } from "../protocol/types.ts";
 import { isOverloaded, type NodeView, rankNodes, type Thresholds } from "./policy.ts";
 import { TicketBook } from "./tickets.ts";
 import { type ClientProtocol, clientUrl, normaliseProtocol, REDIRECT_MARKER } from "./urls.ts";

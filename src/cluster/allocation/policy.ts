@@ -13,7 +13,7 @@
  * - When every candidate is overloaded, the least loaded are still returned, marked so.
  */
 
-import type { NodeLoad } from "../types.ts";
+import type { NodeLoad } from "../protocol/types.ts";
 
 export const TICKET_WEIGHT = 0.05;
 

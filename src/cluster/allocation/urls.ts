@@ -1,6 +1,6 @@
 /** Client URLs for a node, per protocol: what allocation and redirect hand to players. */
 
-import type { NodeSummary } from "../types.ts";
+import type { NodeSummary } from "../protocol/types.ts";
 
 /** Query parameter a redirected request carries, so the next node never redirects it again. */
 export const REDIRECT_MARKER = "cluster_redirected";

@@ -17,8 +17,8 @@ import {
   relayPullRequest,
   serversSyncRequest,
   sessionsSyncRequest,
-} from "../schemas.ts";
-import type { NodeSummary, SessionRecord } from "../types.ts";
+} from "../protocol/schemas.ts";
+import type { NodeSummary, SessionRecord } from "../protocol/types.ts";
 import { DuplicateServerIdError } from "../sync/manager.ts";
 
 const MAX_BODY_BYTES = 4 * 1024 * 1024;

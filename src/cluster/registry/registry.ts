@@ -9,7 +9,7 @@
  * and refused while that holds.
  */
 
-import type { SessionRecord } from "../types.ts";
+import type { SessionRecord } from "../protocol/types.ts";
 
 export interface RegistryOptions {
   tombstoneTtlMs: number;

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { SessionRecord } from "../types.ts";
+import type { SessionRecord } from "../protocol/types.ts";
 import { SessionRegistry } from "./registry.ts";
 
 const TTL = 60_000;

@@ -14,11 +14,11 @@
 
 import type { Logger } from "../../log/mod.ts";
 import type { StreamHub, StreamPath } from "../../media/mod.ts";
-import type { PeerClient } from "../peer_client.ts";
-import type { relayPullRequest } from "../schemas.ts";
+import type { PeerClient } from "../protocol/peer_client.ts";
+import type { relayPullRequest } from "../protocol/schemas.ts";
 import type { RelayTransport } from "../transport/mod.ts";
-import type { SessionRecord } from "../types.ts";
-import type { RelayService } from "../cluster.ts";
+import type { SessionRecord } from "../protocol/types.ts";
+import type { RelayApi } from "../api/routes.ts";
 import { PullRelay } from "./pull.ts";
 import { RelayServer } from "./serve.ts";
 import type { z } from "zod";
@@ -39,7 +39,7 @@ export interface RelayLookup {
   origin(path: StreamPath): { record: SessionRecord; peerCert: string } | null;
 }
 
-export class RelayManager implements RelayService, AsyncDisposable {
+export class RelayManager implements RelayApi, AsyncDisposable {
   readonly #pulls = new Map<StreamPath, PullRelay>();
   readonly #releaseTimers = new Map<StreamPath, ReturnType<typeof setTimeout>>();
   readonly server: RelayServer;

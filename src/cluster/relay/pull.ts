@@ -19,10 +19,10 @@ import {
   type StreamPath,
   TagType,
 } from "../../media/mod.ts";
-import type { PeerClient } from "../peer_client.ts";
-import { relayPullResponse } from "../schemas.ts";
+import type { PeerClient } from "../protocol/peer_client.ts";
+import { relayPullResponse } from "../protocol/schemas.ts";
 import type { PeerEndpoint, RelayStream, RelayTransport } from "../transport/mod.ts";
-import type { SessionRecord } from "../types.ts";
+import type { SessionRecord } from "../protocol/types.ts";
 import {
   decodeControl,
   encodeControl,

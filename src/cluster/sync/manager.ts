@@ -7,10 +7,10 @@
 
 import { errorMessage, type Logger } from "../../log/mod.ts";
 import { Emitter } from "../../media/mod.ts";
-import { type PeerClient, PeerError } from "../peer_client.ts";
-import { NodeState, type NodeSummary, type SessionRecord } from "../types.ts";
+import { type PeerClient, PeerError } from "../protocol/peer_client.ts";
+import { NodeState, type NodeSummary, type SessionRecord } from "../protocol/types.ts";
 import { Membership, type Transition } from "./membership.ts";
-import { heartbeatAnswer, serversAnswer, sessionsAnswer } from "../schemas.ts";
+import { heartbeatAnswer, serversAnswer, sessionsAnswer } from "../protocol/schemas.ts";
 
 export interface SyncOptions {
   serverId: string;

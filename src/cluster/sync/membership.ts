@@ -14,7 +14,7 @@
  *   caller drops what belonged to the old process.
  */
 
-import { NodeState, type NodeSummary } from "../types.ts";
+import { NodeState, type NodeSummary } from "../protocol/types.ts";
 
 export interface MembershipOptions {
   suspectThreshold: number;

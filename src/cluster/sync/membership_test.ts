@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { type NodeSummary, NodeState } from "../types.ts";
+import { type NodeSummary, NodeState } from "../protocol/types.ts";
 import { Membership, type MembershipOptions, type Transition } from "./membership.ts";
 
 const OPTS: MembershipOptions = { suspectThreshold: 2, offlineThreshold: 4, heartbeatTtlMs: 1000 };

@@ -5,7 +5,7 @@
  */
 
 import type { z } from "zod";
-import { concatBytes } from "../bytes/mod.ts";
+import { concatBytes } from "../../bytes/mod.ts";
 import type { ApiEnvelope } from "./types.ts";
 
 const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
