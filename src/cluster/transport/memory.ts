@@ -57,6 +57,10 @@ export class MemoryTransport implements RelayTransport {
     return Promise.resolve(mine);
   }
 
+  resetPeer(_address: string): void {
+    // No connections to reset: every stream is independent.
+  }
+
   /** Breaks every stream this endpoint takes part in. */
   sever(): void {
     for (const s of this.#severs) s();

@@ -157,8 +157,7 @@ export class QuicTransport implements RelayTransport {
     }
   }
 
-  /** Closes the connection to `address` (used when its relay looks dead). */
-  dropConnection(address: string): void {
+  resetPeer(address: string): void {
     const pending = this.#conns.get(address);
     if (!pending) return;
     this.#conns.delete(address);

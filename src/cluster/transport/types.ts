@@ -26,6 +26,8 @@ export interface RelayTransport extends AsyncDisposable {
   openStream(peer: PeerEndpoint, timeoutMs: number): Promise<RelayStream>;
   /** Registers the handler for streams peers open to us. */
   onStream(handler: (stream: RelayStream, remote: string) => void): void;
+  /** Drops the connection to a peer that looks dead, so the next stream dials afresh. */
+  resetPeer(address: string): void;
   /** Open peer connections (for tests and metrics). */
   connectionCount(): number;
 }
