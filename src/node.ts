@@ -10,12 +10,16 @@ import { buildHttpApp } from "./http/mod.ts";
 import { errorMessage, type Logger, rootLogger } from "./log/mod.ts";
 import { StreamHub } from "./media/mod.ts";
 import { RtmpServer } from "./rtmp/mod.ts";
-import { Cluster } from "./cluster/mod.ts";
+import { Cluster, NodeState, VERSION } from "./cluster/mod.ts";
+import { buildAdminApp } from "./admin/mod.ts";
+import { buildMetricsApp, createNodeMetrics, type MetricsRegistry } from "./metrics/mod.ts";
 import { generateSelfSigned, loadTls, QuicTransport } from "./cluster/transport/mod.ts";
 
 export interface NodeHandle extends AsyncDisposable {
   readonly hub: StreamHub;
   readonly cluster: Cluster | null;
+  /** The node's Prometheus registry (served at /metrics); `inc()` the counters it declares. */
+  readonly metrics: MetricsRegistry;
   readonly httpPort: number;
   readonly rtmpPort: number;
 }
@@ -75,11 +79,22 @@ export async function startNode(config: Config, log: Logger = rootLogger): Promi
     cluster.rtmpAddress = `${host}:${rtmp.port}`;
   }
 
+  const nodeMetrics = createNodeMetrics({ hub, cluster, version: VERSION });
+  const admin = await buildAdminApp({
+    apiKey: config.cluster.sync.internal_api_key,
+    peerAddress: (id) => {
+      const peer = cluster?.sync.membership.summary(id);
+      return peer && peer.state !== NodeState.Offline ? peer.address : null;
+    },
+    log: httpLog,
+  });
+  const mounts = { "/admin": admin, "/metrics": buildMetricsApp(nodeMetrics.metrics) };
   const app = buildHttpApp({
     hub,
     waitTimeoutMs: config.flv.wait_timeout * 1000,
     log: httpLog,
-    ...(cluster ? { gate: cluster.playGate(), mounts: { "/cluster/api": cluster.api() } } : {}),
+    mounts: cluster ? { ...mounts, "/cluster/api": cluster.api() } : mounts,
+    ...(cluster ? { gate: cluster.playGate() } : {}),
   });
   handler = (req, info) => app.fetch(req, info);
   cluster?.start();
@@ -93,9 +108,11 @@ export async function startNode(config: Config, log: Logger = rootLogger): Promi
   return {
     hub,
     cluster,
+    metrics: nodeMetrics.metrics,
     httpPort,
     rtmpPort: rtmp.port,
     async [Symbol.asyncDispose]() {
+      nodeMetrics.dispose();
       await cluster?.[Symbol.asyncDispose]();
       await transport?.[Symbol.asyncDispose]();
       hub.closeAll();

@@ -1,9 +1,11 @@
 /**
  * The cluster control-plane API of one real node process, checked against docs/cluster-api.md:
  * the envelope, data shapes, authentication (both header forms), body validation and limits,
- * unknown routes, managers that are not running (503), and what heartbeats, servers/sync,
- * sessions/sync and participation do to the node's view. Peers are faked by this test: it
- * speaks for them over HTTP. Slow timers keep the node from probing the fake peers meanwhile.
+ * unknown routes, and what heartbeats, servers/sync, sessions/sync and participation do to the
+ * node's view. Peers are faked by this test: it speaks for them over HTTP. Slow timers keep the
+ * node from probing (and demoting) the fake peers meanwhile. The 503 answers of routes whose
+ * manager is missing cannot happen on a fully wired node; src/cluster/api/routes_test.ts covers
+ * them in-process.
  */
 
 import assert from "node:assert/strict";
@@ -12,6 +14,7 @@ import {
   assertLocalStatus,
   assertNodeSummary,
   assertSessionRecord,
+  assertShape,
   ClusterApi,
   fakeSession,
   fakeSummary,
@@ -33,6 +36,9 @@ Deno.test("cluster API: every /cluster/api route against the documented contract
     heartbeatInterval: 30,
     syncInterval: 60,
     heartbeatTtl: 60,
+    // Fixed load figures: allocation and redirect answers must not depend on how busy the test
+    // machine is.
+    extra: { cluster: { test_load: { cpu: 0, egress_mbps: 0, subscribers: 0 } } },
   });
   const api = node.api; // X-Cluster-Api-Key: KEY
   const noKey = new ClusterApi(node.httpUrl);
@@ -65,18 +71,26 @@ Deno.test("cluster API: every /cluster/api route against the documented contract
     assert.ok(self.incarnation > 0);
     assert.ok(self.started_at > 0 && self.started_at <= before);
     assert.ok(Math.abs(self.last_heartbeat - before) < 5000, "last_heartbeat of itself is now");
+    assert.equal(self.rtmp_addr, `127.0.0.1:${node.rtmpPort}`);
+    assert.match(self.quic_addr, /^127\.0\.0\.1:\d+$/, "the relay endpoint is advertised");
   });
 
   await t.step("auth: no key, wrong key, wrong scheme → 401; both header forms accepted", async () => {
     assertFailure(await noKey.call("GET", "status/local"), 401, /X-Cluster-Api-Key/);
     assertFailure(await noKey.call("GET", "servers"), 401);
-    assertFailure(await noKey.call("POST", "heartbeat", { body: { summary: fakeSummary("x", NOBODY) } }), 401);
+    assertFailure(
+      await noKey.call("POST", "heartbeat", { body: { summary: fakeSummary("x", NOBODY) } }),
+      401,
+    );
     assertFailure(await api.call("GET", "servers", { auth: { kind: "header", key: "wrong" } }), 401);
     assertFailure(await api.call("GET", "servers", { auth: { kind: "header", key: `${KEY}x` } }), 401);
     assertFailure(await api.call("GET", "servers", { auth: { kind: "header", key: "" } }), 401);
     assertFailure(await api.call("GET", "servers", { auth: { kind: "bearer", key: "wrong" } }), 401);
     assertFailure(
-      await api.call("GET", "servers", { auth: { kind: "none" }, headers: { authorization: `Basic ${KEY}` } }),
+      await api.call("GET", "servers", {
+        auth: { kind: "none" },
+        headers: { authorization: `Basic ${KEY}` },
+      }),
       401,
     );
     // X-Cluster-Api-Key, when present, is the one checked.
@@ -120,7 +134,11 @@ Deno.test("cluster API: every /cluster/api route against the documented contract
       ["servers/sync", { summaries: [{ address: NOBODY }] }, /summaries\.0\.server_id/],
       ["servers/sync", { summaries: "all" }, /summaries/],
       ["sessions/sync", { sessions: [{ ...fakeSession("live/x"), version: "2" }] }, /sessions\.0\.version/],
-      ["sessions/sync", { sessions: [{ ...fakeSession("live/x"), stream_path: "" }] }, /sessions\.0\.stream_path/],
+      [
+        "sessions/sync",
+        { sessions: [{ ...fakeSession("live/x"), stream_path: "" }] },
+        /sessions\.0\.stream_path/,
+      ],
       ["sessions/sync", { sessions: [{ ...fakeSession("live/x"), width: 1.5 }] }, /sessions\.0\.width/],
       ["sessions/sync", { sessions: [{ stream_path: "live/x" }] }, /sessions\.0\./],
       ["sessions/participation", { stream_path: "live/x", node_id: "e", action: "watch" }, /action/],
@@ -150,18 +168,96 @@ Deno.test("cluster API: every /cluster/api route against the documented contract
     assert.deepEqual(r.body.data, { accepted: 0 });
   });
 
-  await t.step("managers not running → 503 with a non-zero code (checked before the body)", async () => {
-    const alloc = { stream_path: "live/x", protocol: "http-flv", limit: 2 };
-    assertFailure(await api.call("POST", "allocate/publish", { body: alloc }), 503, /allocation/);
-    assertFailure(await api.call("POST", "allocate/play", { body: alloc }), 503, /allocation/);
-    assertFailure(await api.call("POST", "allocate/play", { body: "{bad" }), 503);
-    assertFailure(await api.call("GET", "redirect/decision?stream_path=live/x&protocol=http-flv"), 503, /redirect/);
-    // Missing stream_path: the documented order answers 503 before looking at the query.
-    assertFailure(await api.call("GET", "redirect/decision"), 503);
-    assertFailure(await api.call("GET", "redirect/decision?stream_path="), 503);
-    // Still behind auth.
-    assertFailure(await noKey.call("POST", "allocate/play", { body: alloc }), 401);
+  await t.step("POST allocate/publish and allocate/play: a decision with ranked candidates", async () => {
+    type Candidate = Record<string, unknown> & { server_id: string; url: string; load: unknown };
+    type Decision = {
+      stream_path: string;
+      kind: string;
+      protocol: string;
+      ticket: { id: string; server_id: string; expires_at: number } | null;
+      reason: string;
+      candidates: Candidate[];
+    };
+    const check = (d: Decision, kind: string, protocol: string, url: string) => {
+      assert.equal(d.stream_path, "live/x");
+      assert.equal(d.kind, kind);
+      assert.equal(d.protocol, protocol);
+      assert.equal(typeof d.reason, "string");
+      assert.ok(d.ticket, "a ticket for the chosen node");
+      assert.equal(typeof d.ticket.id, "string");
+      assert.equal(d.ticket.server_id, SELF);
+      assert.ok(d.ticket.expires_at > Date.now());
+      assert.equal(d.candidates.length, 1, "a lone node is the only candidate");
+      const c = d.candidates[0]!;
+      assertShape(c, {
+        server_id: "string",
+        address: "string",
+        rtmp_addr: "string",
+        url: "string",
+        score: "number",
+        overloaded: "boolean",
+        carries_stream: "boolean",
+        pending_tickets: "integer",
+        load: "object",
+      });
+      assert.equal(c.server_id, SELF);
+      assert.equal(c.address, node.address);
+      assert.equal(c.url, url);
+    };
+    const pub = await api.ok<Decision>("POST", "allocate/publish", { body: { stream_path: "live/x" } });
+    check(pub, "publish", "rtmp", `rtmp://${self.rtmp_addr}/live/x`);
+    const play = await api.ok<Decision>("POST", "allocate/play", {
+      body: { stream_path: "live/x", protocol: "http-flv", limit: 2 },
+    });
+    check(play, "play", "http-flv", `http://${node.address}/live/x.flv`);
+    // protocol is optional.
+    const any = await api.ok<Decision>("POST", "allocate/play", { body: { stream_path: "live/x" } });
+    assert.equal(any.protocol, "http-flv", "an unknown protocol plays over HTTP-FLV");
+    // Bad bodies.
+    assertFailure(await api.call("POST", "allocate/play", { body: "{bad" }), 400, /not valid JSON/);
+    assertFailure(await api.call("POST", "allocate/play", { body: {} }), 400, /stream_path/);
+    assertFailure(await api.call("POST", "allocate/play", { body: { stream_path: "" } }), 400, /stream_path/);
+    assertFailure(
+      await api.call("POST", "allocate/play", { body: { stream_path: "nopath" } }),
+      400,
+      /stream_path/,
+    );
+    const badLimits = [0, 1.5, 101, "2"];
+    for (const limit of badLimits) {
+      const r = await api.call("POST", "allocate/publish", { body: { stream_path: "live/x", limit } });
+      assertFailure(r, 400, /limit/);
+    }
+    // Behind auth like everything else.
+    assertFailure(await noKey.call("POST", "allocate/play", { body: { stream_path: "live/x" } }), 401);
+  });
 
+  await t.step("GET redirect/decision: a decision; missing stream_path → 400", async () => {
+    const d = await api.ok<Record<string, unknown>>(
+      "GET",
+      "redirect/decision?stream_path=live/x&protocol=http-flv",
+    );
+    assertShape(d, {
+      stream_path: "string",
+      protocol: "string",
+      overloaded: "boolean",
+      redirect: "boolean",
+      reason: "string",
+    });
+    assert.equal(d["stream_path"], "live/x");
+    assert.equal(d["protocol"], "http-flv");
+    assert.equal(d["overloaded"], false);
+    assert.equal(d["redirect"], false, "an idle node keeps its players");
+    assert.equal(d["target"], null);
+    assertFailure(await api.call("GET", "redirect/decision"), 400, /stream_path/);
+    assertFailure(await api.call("GET", "redirect/decision?stream_path="), 400, /stream_path/);
+    assertFailure(await api.call("GET", "redirect/decision?protocol=rtmp"), 400, /stream_path/);
+    assertFailure(await api.call("GET", "redirect/decision?stream_path=live/../x"), 400, /stream_path/);
+    assertFailure(await noKey.call("GET", "redirect/decision?stream_path=live/x"), 401);
+  });
+
+  await t.step("relay/sessions and relay/pull: shapes; a pull for a stream not here is refused", async () => {
+    const sessions = await api.ok<{ sessions: unknown[] }>("GET", "relay/sessions");
+    assert.deepEqual(sessions, { sessions: [] });
     const pull = {
       request_id: crypto.randomUUID(),
       stream_path: "live/x",
@@ -170,22 +266,29 @@ Deno.test("cluster API: every /cluster/api route against the documented contract
       session_id: crypto.randomUUID(),
       timestamp: Date.now(),
     };
-    if (self.quic_addr === "") {
-      // No relay endpoint on this node: the relay manager is not running.
-      assertFailure(await api.call("POST", "relay/pull", { body: pull }), 503, /relay/);
-      assertFailure(await api.call("POST", "relay/pull", { body: "{bad" }), 503);
-      assertFailure(await api.call("GET", "relay/sessions"), 503, /relay/);
-    } else {
-      // The relay manager is wired: check its documented shapes instead.
-      const sessions = await api.ok<{ sessions: unknown[] }>("GET", "relay/sessions");
-      assert.ok(Array.isArray(sessions.sessions));
-      const r = await api.call<Record<string, unknown>>("POST", "relay/pull", { body: pull });
-      assert.equal(r.status, 200, JSON.stringify(r.body));
-      assert.equal(r.body.data["request_id"], pull.request_id);
-      assert.equal(typeof r.body.data["accepted"], "boolean");
-      assert.equal(r.body.data["accepted"], false, "live/x is not published here");
-      assertFailure(await api.call("POST", "relay/pull", { body: { ...pull, stream_path: "" } }), 400);
-    }
+    const answer = await api.ok<Record<string, unknown>>("POST", "relay/pull", { body: pull });
+    assertShape(answer, {
+      request_id: "string",
+      accepted: "boolean",
+      quic_addr: "string",
+      session_id: "string",
+      reason: "string",
+      stream_path: "string",
+    });
+    assert.equal(answer["request_id"], pull.request_id);
+    assert.equal(answer["session_id"], pull.session_id);
+    assert.equal(answer["accepted"], false, "live/x is not published here");
+    assert.notEqual(answer["reason"], "");
+    assert.equal(answer["quic_addr"], self.quic_addr, "the origin's QUIC endpoint");
+    assertFailure(await api.call("POST", "relay/pull", { body: "{bad" }), 400, /not valid JSON/);
+    assertFailure(
+      await api.call("POST", "relay/pull", { body: { ...pull, stream_path: "" } }),
+      400,
+      /stream_path/,
+    );
+    const { timestamp: _, ...noTimestamp } = pull;
+    assertFailure(await api.call("POST", "relay/pull", { body: noTimestamp }), 400, /timestamp/);
+    assertFailure(await noKey.call("GET", "relay/sessions"), 401);
   });
 
   const peerInc = Date.now() - 1000;
@@ -251,7 +354,11 @@ Deno.test("cluster API: every /cluster/api route against the documented contract
     );
     const list = await api.servers();
     assert.equal(list.filter((s) => s.server_id === SELF).length, 1);
-    assert.equal(list.find((s) => s.server_id === "peer-a")?.address, NOBODY, "the live peer keeps its entry");
+    assert.equal(
+      list.find((s) => s.server_id === "peer-a")?.address,
+      NOBODY,
+      "the live peer keeps its entry",
+    );
   });
 
   await t.step("POST servers/sync: gossiped nodes are added, but never as Online", async () => {
@@ -267,7 +374,11 @@ Deno.test("cluster API: every /cluster/api route against the documented contract
     });
     data.summaries.forEach((s) => assertNodeSummary(s));
     const ids = data.summaries.map((s) => s.server_id);
-    assert.deepEqual(ids, [SELF, "gossip-b", "gossip-c", "peer-a"], "this node first, then sorted by server_id");
+    assert.deepEqual(
+      ids,
+      [SELF, "gossip-b", "gossip-c", "peer-a"],
+      "this node first, then sorted by server_id",
+    );
     const list = await api.servers();
     const state = (id: string) => list.find((s) => s.server_id === id)?.state;
     assert.equal(state("gossip-b"), "Suspect");
@@ -284,7 +395,9 @@ Deno.test("cluster API: every /cluster/api route against the documented contract
   const app = fakeSession("app/one", { origin_id: "origin-y", video_codec: null, width: null, height: null });
 
   await t.step("POST sessions/sync: records show up in GET sessions, sorted by stream_path", async () => {
-    const data = await api.ok<{ accepted: number }>("POST", "sessions/sync", { body: { sessions: [zeta, alpha, app] } });
+    const data = await api.ok<{ accepted: number }>("POST", "sessions/sync", {
+      body: { sessions: [zeta, alpha, app] },
+    });
     assert.deepEqual(data, { accepted: 3 });
     const sessions = await api.sessions();
     sessions.forEach((s) => assertSessionRecord(s));
@@ -304,7 +417,9 @@ Deno.test("cluster API: every /cluster/api route against the documented contract
     const z = (await api.sessions()).find((s) => s.stream_path === "live/zeta");
     assert.equal(z?.width, 320);
     // A newer one is applied.
-    const newer = await api.ok("POST", "sessions/sync", { body: { sessions: [{ ...zeta, version: 3, width: 640 }] } });
+    const newer = await api.ok("POST", "sessions/sync", {
+      body: { sessions: [{ ...zeta, version: 3, width: 640 }] },
+    });
     assert.deepEqual(newer, { accepted: 1 });
     assert.equal((await api.sessions()).find((s) => s.stream_path === "live/zeta")?.width, 640);
   });
@@ -317,35 +432,45 @@ Deno.test("cluster API: every /cluster/api route against the documented contract
     assert.equal((await api.sessions()).some((s) => s.stream_path === "live/mine"), false);
   });
 
-  await t.step("sessions/sync: a tombstone removes the session; the old record cannot come back", async () => {
-    const tomb = { ...zeta, version: 4, active: false };
-    assert.deepEqual(await api.ok("POST", "sessions/sync", { body: { sessions: [tomb] } }), { accepted: 1 });
-    assert.deepEqual((await api.sessions()).map((s) => s.stream_path), ["app/one", "live/alpha"]);
-    const again = await api.ok("POST", "sessions/sync", { body: { sessions: [{ ...zeta, version: 3 }] } });
-    assert.deepEqual(again, { accepted: 0 });
-    assert.deepEqual((await api.sessions()).map((s) => s.stream_path), ["app/one", "live/alpha"]);
-    assert.equal((await api.status()).session_count, 2);
-    // The tombstone still travels in heartbeat answers, so peers converge.
-    const hb = await api.ok<{ sessions: SessionRecordJson[] }>("POST", "heartbeat", {
-      body: { summary: fakeSummary("peer-a", NOBODY, { incarnation: peerInc }) },
-    });
-    hb.sessions.forEach((s) => assertSessionRecord(s));
-    const t = hb.sessions.find((s) => s.stream_path === "live/zeta");
-    assert.equal(t?.active, false);
-    assert.equal(t?.version, 4);
-  });
+  await t.step(
+    "sessions/sync: a tombstone removes the session; the old record cannot come back",
+    async () => {
+      const tomb = { ...zeta, version: 4, active: false };
+      assert.deepEqual(await api.ok("POST", "sessions/sync", { body: { sessions: [tomb] } }), {
+        accepted: 1,
+      });
+      assert.deepEqual((await api.sessions()).map((s) => s.stream_path), ["app/one", "live/alpha"]);
+      const again = await api.ok("POST", "sessions/sync", { body: { sessions: [{ ...zeta, version: 3 }] } });
+      assert.deepEqual(again, { accepted: 0 });
+      assert.deepEqual((await api.sessions()).map((s) => s.stream_path), ["app/one", "live/alpha"]);
+      assert.equal((await api.status()).session_count, 2);
+      // The tombstone still travels in heartbeat answers, so peers converge.
+      const hb = await api.ok<{ sessions: SessionRecordJson[] }>("POST", "heartbeat", {
+        body: { summary: fakeSummary("peer-a", NOBODY, { incarnation: peerInc }) },
+      });
+      hb.sessions.forEach((s) => assertSessionRecord(s));
+      const t = hb.sessions.find((s) => s.stream_path === "live/zeta");
+      assert.equal(t?.active, false);
+      assert.equal(t?.version, 4);
+    },
+  );
 
   await t.step("POST sessions/participation updates subscribe_nodes", async () => {
     type P = { stream_path: string; subscribe_nodes: string[] };
     const part = (node_id: string, action: string) =>
       api.ok<P>("POST", "sessions/participation", { body: { stream_path: "live/alpha", node_id, action } });
-    assert.deepEqual(await part("edge-9", "subscribe"), { stream_path: "live/alpha", subscribe_nodes: ["edge-9"] });
+    assert.deepEqual(await part("edge-9", "subscribe"), {
+      stream_path: "live/alpha",
+      subscribe_nodes: ["edge-9"],
+    });
     assert.deepEqual((await part("edge-1", "subscribe")).subscribe_nodes, ["edge-1", "edge-9"]);
     assert.deepEqual((await part("edge-1", "subscribe")).subscribe_nodes, ["edge-1", "edge-9"], "idempotent");
     const alphaNow = (await api.sessions()).find((s) => s.stream_path === "live/alpha");
     assert.deepEqual(alphaNow?.subscribe_nodes, ["edge-1", "edge-9"]);
     assert.deepEqual((await part("edge-9", "unsubscribe")).subscribe_nodes, ["edge-1"]);
-    assert.deepEqual((await api.sessions()).find((s) => s.stream_path === "live/alpha")?.subscribe_nodes, ["edge-1"]);
+    assert.deepEqual((await api.sessions()).find((s) => s.stream_path === "live/alpha")?.subscribe_nodes, [
+      "edge-1",
+    ]);
     // A stream with no live session: nothing to update, nothing stored.
     const none = await api.ok<P>("POST", "sessions/participation", {
       body: { stream_path: "live/zeta", node_id: "edge-1", action: "subscribe" },

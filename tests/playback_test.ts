@@ -17,7 +17,7 @@ import {
 } from "./helpers/checks.ts";
 import { probePackets, publish, readFlv, readWsFlv } from "./helpers/media.ts";
 import { startNode } from "./helpers/node.ts";
-import { waitFor } from "./helpers/wait.ts";
+import { waitFor, withTimeout } from "./helpers/wait.ts";
 
 const FPS = 25;
 
@@ -130,4 +130,30 @@ Deno.test("playback: B-frames keep pts >= dts, and some pts > dts, on every prot
     for (const pk of video) assert.ok(pk.pts >= pk.dts, `${who}: pts ${pk.pts} < dts ${pk.dts}`);
     assert.ok(video.some((pk) => pk.pts > pk.dts), `${who}: no packet with pts > dts`);
   }
+});
+
+Deno.test("playback: SIGTERM stops the node cleanly with a publisher and players attached", async () => {
+  await using node = await startNode({}, { label: "shutdown" });
+  const path = "live/bye";
+  await using pub = publish(node.rtmpUrl(path), { seconds: 30 });
+  await waitFor(async () => (await node.stream(path))?.video.codec === "h264", 15_000, {
+    message: "stream live",
+  });
+  const http = readFlv(node.flvUrl(path), { timeoutMs: 15_000 });
+  const ws = readWsFlv(node.wsUrl(path), { timeoutMs: 15_000 });
+  await waitFor(async () => (await node.stream(path))?.players.total === 2, 10_000, {
+    message: "players attached",
+  });
+
+  const t0 = performance.now();
+  const status = await node.stop(5000);
+  assert.equal(status.code, 0, `exit ${status.code}`);
+  assert.ok(performance.now() - t0 < 3000, `shutdown took ${Math.round(performance.now() - t0)} ms`);
+  for (const [who, read] of [["http-flv", await http], ["ws-flv", await ws]] as const) {
+    assert.equal(read.ended, true, `${who} was not ended by the shutdown`);
+    assertFlvStart(read, H264_AAC_320x240, who);
+  }
+  const published = await withTimeout(pub.done, 5000, "ffmpeg exit after the node stopped");
+  assert.notEqual(published.code, 0, "ffmpeg should notice the server going away");
+  assert.match(node.logs(), /shutting down/);
 });

@@ -220,3 +220,21 @@ Deno.test("publish: query strings never become part of a stream name; invalid na
   assert.equal(refused["code"], "NetStream.Publish.BadName");
   assert.deepEqual((await node.streams()).map((s) => s.stream_path), ["live/cam", "live/cam2"]);
 });
+
+Deno.test("publish: a publisher that sends no media is dropped after publish_idle_timeout", async () => {
+  await using node = await startNode({ rtmp: { publish_idle_timeout: 1 } }, { label: "idle-publisher" });
+  await using client = await RtmpTestClient.connect(node.host, node.rtmpPort);
+  await client.connectApp("live", node.rtmpUrl("live"));
+  const sid = await client.createStream();
+  assert.equal((await client.publish(sid, "idle"))["code"], "NetStream.Publish.Start");
+  await client.sendMetadata(sid, { width: 320, height: 240 }); // metadata is not media
+  const t0 = performance.now();
+  assert.ok(await node.stream("live/idle"), "stream live after publish");
+  await client.waitUntil(() => client.closed, 5000, "the server to drop the idle publisher");
+  const ms = performance.now() - t0;
+  assert.ok(ms >= 900, `dropped after ${Math.round(ms)} ms, before publish_idle_timeout`);
+  await waitFor(async () => (await node.stream("live/idle")) === undefined, 2000, {
+    message: "stream removed",
+  });
+  assert.match(node.logs(), /publisher sent no media/);
+});

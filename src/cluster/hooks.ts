@@ -29,6 +29,7 @@ export class ClusterHooks implements Disposable {
   /** Local players per stream path, excluding relay subscribers. */
   readonly #localPlayers = new Map<string, number>();
   readonly #unsubscribe: (() => void)[] = [];
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(
     readonly self: HookIdentity,
@@ -49,6 +50,8 @@ export class ClusterHooks implements Disposable {
 
   [Symbol.dispose](): void {
     for (const off of this.#unsubscribe) off();
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
   }
 
   #record(s: LiveStream, active: boolean): SessionRecord {
@@ -80,7 +83,11 @@ export class ClusterHooks implements Disposable {
     this.registry.apply(rec, this.now());
     this.pushSessions([rec]);
     // Codecs are known only once the sequence headers arrive: announce them shortly after.
-    setTimeout(() => this.refresh(s), 1500);
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      this.refresh(s);
+    }, 1500);
+    this.#timers.add(timer);
   }
 
   /** Re-announces a live local stream (codec info, participation changes). */

@@ -26,6 +26,29 @@ export function configureLogging(level: LogLevel, format: LogFormat): void {
 
 const encoder = new TextEncoder();
 
+function writeStderr(line: string): void {
+  try {
+    Deno.stderr.writeSync(encoder.encode(line));
+  } catch {
+    // stderr closed: nothing sensible left to do with a log line.
+  }
+}
+
+let writeLine: (line: string) => void = writeStderr;
+
+/**
+ * Sends log lines (each ending in "\n") to `write` instead of stderr; `null` restores stderr.
+ * Returns the writer that was in place. For tests that check what gets logged.
+ */
+export function setLogWriter(write: ((line: string) => void) | null): (line: string) => void {
+  const previous = writeLine;
+  writeLine = write ?? writeStderr;
+  return previous;
+}
+
+/** Field names whose values never reach a log line, whoever passes them. */
+const SECRET_FIELD = /(^|_)(api_?key|key|token|secret|password|authorization)$/i;
+
 export class Logger {
   constructor(readonly fields: LogFields = {}) {}
 
@@ -49,7 +72,8 @@ export class Logger {
 
   #write(level: Exclude<LogLevel, "silent">, msg: string, fields?: LogFields): void {
     if (LogLevels[level] < sink.level) return;
-    const all = fields ? { ...this.fields, ...fields } : this.fields;
+    const all: LogFields = fields ? { ...this.fields, ...fields } : { ...this.fields };
+    for (const k of Object.keys(all)) if (SECRET_FIELD.test(k) && all[k] !== undefined) all[k] = "<redacted>";
     let line: string;
     if (sink.format === "json") {
       line = JSON.stringify({ ts: new Date().toISOString(), level, msg, ...all });
@@ -62,11 +86,7 @@ export class Logger {
       }
       line = `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${msg}${kv}`;
     }
-    try {
-      Deno.stderr.writeSync(encoder.encode(line + "\n"));
-    } catch {
-      // stderr closed: nothing sensible left to do with a log line.
-    }
+    writeLine(line + "\n");
   }
 }
 

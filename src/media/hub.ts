@@ -161,6 +161,13 @@ export class LiveStream {
 
   #normaliseTimestamp(frame: MediaFrame): MediaFrame {
     if (this.#rebase) {
+      // Rebase on the new session's first coded frame, not on its headers: their timestamps
+      // say nothing about where the media starts (a relay's headers carry 0 and its cached GOP
+      // may start hours later, which would push the whole timeline that far ahead).
+      if (frame.sequenceHeader || frame.type === TagType.Script) {
+        this.#lastTs[frame.type] = this.#maxTs;
+        return frame.timestamp === this.#maxTs ? frame : retimeFrame(frame, this.#maxTs);
+      }
       this.#rebase = false;
       this.#tsOffset = this.#maxTs + 1 - frame.timestamp;
     }

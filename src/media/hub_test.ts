@@ -380,3 +380,26 @@ Deno.test("hub: codec info comes from the real sequence headers of an ffmpeg FLV
   assert.equal(got[3]!.keyframe, true);
   hub.closeAll();
 });
+
+Deno.test("hub: a tiny player queue (player_queue_frames 1..3) still yields headers, then a keyframe", () => {
+  for (const playerQueueFrames of [1, 2, 3]) {
+    const { hub } = makeHub({ playerQueueFrames });
+    const h = hub.publish(P("live/tiny"), pub("p"));
+    writeAll(h, [F.meta(), F.vsh(), F.ash(), F.key(0)]);
+    const sub = hub.subscribe(P("live/tiny"), player())!;
+    const got: MediaFrame[] = [];
+    for (const f of [F.p(40), F.p(80), F.key(120), F.p(160)]) {
+      h.write(f);
+      if (f.timestamp === 120) got.push(...drain(sub));
+    }
+    got.push(...drain(sub));
+    assert.equal(sub.queued, 0, `queue ${playerQueueFrames}: frames left after draining`);
+    assert.ok(got.every((f) => f !== undefined), `queue ${playerQueueFrames}: holes in the queue`);
+    assert.deepEqual(
+      got.map(label).slice(0, 4),
+      ["meta", "vsh", "ash", "key@120"],
+      `queue ${playerQueueFrames}`,
+    );
+    hub.closeAll();
+  }
+});

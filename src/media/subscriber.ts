@@ -31,8 +31,16 @@ export interface SubscriberHost {
   countDropped(n: number): void;
 }
 
+/**
+ * Smallest ring: a resync re-queues up to three codec headers and then needs room for the
+ * keyframe. A smaller ring (player_queue_frames 1..3) would overflow and garble the queue.
+ */
+const MIN_CAPACITY = 4;
+
 export class Subscriber {
   readonly #ring: (MediaFrame | undefined)[];
+  /** Frames this player may queue (the configured size, at least `MIN_CAPACITY`). */
+  readonly capacity: number;
   #head = 0;
   #count = 0;
   #waitKeyframe: boolean;
@@ -47,11 +55,12 @@ export class Subscriber {
 
   constructor(
     readonly info: SubscriberInfo,
-    readonly capacity: number,
+    capacity: number,
     readonly stallTimeoutMs: number,
     readonly host: SubscriberHost,
   ) {
-    this.#ring = new Array(capacity);
+    this.capacity = Math.max(capacity, MIN_CAPACITY);
+    this.#ring = new Array(this.capacity);
     this.#lastReadAt = host.now();
     this.startedAt = this.#lastReadAt;
     this.#waitKeyframe = host.hasVideo();

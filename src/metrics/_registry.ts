@@ -68,7 +68,9 @@ export class MetricsRegistry {
   /** Adds `by` (default 1) to a declared counter or gauge. Counters refuse negative steps. */
   inc(name: string, labels: Labels = {}, by = 1): void {
     const fam = this.#family(name);
-    if (fam.def.type === "counter" && !(by >= 0)) throw new RangeError(`counter ${name} cannot go down (${by})`);
+    if (fam.def.type === "counter" && !(by >= 0)) {
+      throw new RangeError(`counter ${name} cannot go down (${by})`);
+    }
     const key = this.#key(fam, labels);
     const cur = fam.values.get(key);
     if (cur) cur.value += by;
@@ -120,7 +122,9 @@ export class MetricsRegistry {
     const names = fam.def.labelNames;
     const given = Object.keys(labels);
     if (given.length !== names.length || !names.every((n) => typeof labels[n] === "string")) {
-      throw new RangeError(`metric ${fam.def.name} takes labels [${names.join(", ")}], got [${given.join(", ")}]`);
+      throw new RangeError(
+        `metric ${fam.def.name} takes labels [${names.join(", ")}], got [${given.join(", ")}]`,
+      );
     }
     return names.map((n) => labels[n]).join("\u0000");
   }
@@ -129,7 +133,9 @@ export class MetricsRegistry {
 function checkDef(def: Required<FamilyDef>): void {
   if (!METRIC_NAME.test(def.name)) throw new RangeError(`invalid metric name ${JSON.stringify(def.name)}`);
   for (const l of def.labelNames) {
-    if (!LABEL_NAME.test(l) || l.startsWith("__")) throw new RangeError(`invalid label name ${JSON.stringify(l)}`);
+    if (!LABEL_NAME.test(l) || l.startsWith("__")) {
+      throw new RangeError(`invalid label name ${JSON.stringify(l)}`);
+    }
   }
 }
 

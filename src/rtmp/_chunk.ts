@@ -86,12 +86,17 @@ export class ChunkReader {
   /** Feeds bytes; calls `onMessage` for every completed message. Throws `RtmpProtocolError`. */
   push(bytes: Uint8Array, onMessage: (m: RtmpMessage) => void): void {
     this.bytesReceived += bytes.byteLength;
-    try {
-      this.#queue.push(bytes);
-    } catch (err) {
-      throw new RtmpProtocolError("peer sent more than the input buffer holds", { cause: err });
+    // Take the input in slices that fit: the queue holds one whole chunk of the largest size,
+    // so parsing always frees room, whatever the size of a socket read.
+    let off = 0;
+    while (off < bytes.byteLength) {
+      const room = this.#queue.maxBytes - this.#queue.length;
+      if (room <= 0) throw new RtmpProtocolError("peer sent more than the input buffer holds");
+      const n = Math.min(room, bytes.byteLength - off);
+      this.#queue.push(bytes.subarray(off, off + n));
+      off += n;
+      while (this.#parseOne(onMessage));
     }
-    while (this.#parseOne(onMessage));
   }
 
   #parseOne(onMessage: (m: RtmpMessage) => void): boolean {

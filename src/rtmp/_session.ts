@@ -223,7 +223,8 @@ export class RtmpSession {
         return;
       case "play":
         this.#onPlay(m.streamId, args).catch((err) => {
-          this.log.warn("rtmp play failed", { error: errorMessage(err) });
+          // A write cut short by close() (player dropped, client gone) is not a failure.
+          if (!this.#closed) this.log.warn("rtmp play failed", { error: errorMessage(err) });
           this.close();
         });
         return;
@@ -351,6 +352,7 @@ export class RtmpSession {
     this.#subscriber = sub;
     // A stalled or kicked player may be stuck in a socket write: close the socket to free it.
     sub.onClose = (reason) => {
+      if (reason === "stalled" || reason === "kicked") this.log.info("player dropped", { reason });
       if (reason !== "ended") this.close();
     };
     this.log.info("play started", { stream: path, protocol: "rtmp" });

@@ -282,3 +282,20 @@ Deno.test("chunks: the writer only addresses single-byte chunk stream ids", () =
   assert.throws(() => encodeChunks(1, MessageType.Audio, 1, 0, payload(1), 128), RangeError);
   assert.throws(() => encodeChunks(64, MessageType.Audio, 1, 0, payload(1), 128), RangeError);
 });
+
+Deno.test("chunks: a small message limit still accepts full socket reads of many messages", () => {
+  // max_message_size may be as low as 1 KiB while the session reads 64 KiB at a time: a read
+  // that completes a pending chunk and carries many more must not overflow the input buffer.
+  const r = new ChunkReader(1024);
+  r.setChunkSize(1024);
+  const one = (i: number) => encodeChunks(6, MessageType.Video, 1, i * 40, payload(1000, i), 1024);
+  const stream = concat(...Array.from({ length: 300 }, (_, i) => one(i)));
+  const got: RtmpMessage[] = [];
+  const cut = 500; // leave half a chunk pending before each 64 KiB read
+  r.push(stream.subarray(0, cut), (m) => got.push(m));
+  for (let off = cut; off < stream.byteLength; off += 65536) {
+    r.push(stream.subarray(off, off + 65536), (m) => got.push(m));
+  }
+  assert.equal(got.length, 300);
+  assert.deepEqual(got.map((m) => m.timestamp), Array.from({ length: 300 }, (_, i) => i * 40));
+});

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import type { NodeProcess, StartNodeOptions } from "./node.ts";
-import { startNode } from "./node.ts";
+import { deepMerge, startNode } from "./node.ts";
 import { withTimeout } from "./wait.ts";
 
 export interface Envelope<T = unknown> {
@@ -155,7 +155,15 @@ export function assertFailure(r: ApiResult, status: number, message?: RegExp): v
   if (message) assert.match(r.body.message, message);
 }
 
-type FieldType = "string" | "number" | "integer" | "boolean" | "array" | "object" | "string|null" | "integer|null";
+type FieldType =
+  | "string"
+  | "number"
+  | "integer"
+  | "boolean"
+  | "array"
+  | "object"
+  | "string|null"
+  | "integer|null";
 
 /** Asserts `obj` has every field of `shape` with the given type. */
 export function assertShape(obj: unknown, shape: Record<string, FieldType>, what = "object"): void {
@@ -176,8 +184,12 @@ export function assertShape(obj: unknown, shape: Record<string, FieldType>, what
           return Array.isArray(v);
         case "object":
           return typeof v === "object" && v !== null && !Array.isArray(v);
+        case "string":
+          return typeof v === "string";
+        case "boolean":
+          return typeof v === "boolean";
         default:
-          return typeof v === t;
+          throw new Error(`unknown field type ${t}`);
       }
     };
     assert.ok(type.split("|").some(ok), `${what}.${field} should be ${type}, got ${JSON.stringify(v)}`);
@@ -284,7 +296,7 @@ export interface ClusterNodeOptions {
   syncInterval?: number;
   suspectThreshold?: number;
   offlineThreshold?: number;
-  /** More overrides, merged last. */
+  /** More config overrides, deep-merged last (e.g. `{ cluster: { routing: {...} } }`). */
   extra?: Record<string, unknown>;
 }
 
@@ -301,12 +313,12 @@ export function clusterNodeConfig(o: ClusterNodeOptions): Record<string, unknown
     offline_threshold: o.offlineThreshold ?? 4,
     internal_api_key: o.apiKey ?? "",
   };
-  return {
+  const base = {
     global: { http: { listenaddr: `${o.ip}:${o.httpPort ?? 0}` } },
     rtmp: { tcp: { listenaddr: `${o.ip}:${o.rtmpPort ?? 0}` } },
     cluster: { sync, role: o.role ?? [], quic: { listenaddr: `${o.ip}:0` } },
-    ...o.extra,
   };
+  return deepMerge(base, o.extra ?? {});
 }
 
 export interface ClusterNode extends NodeProcess {
@@ -318,8 +330,11 @@ export interface ClusterNode extends NodeProcess {
 }
 
 /** Starts a cluster node process; `api` presents the node's own key. */
-export async function startClusterNode(o: ClusterNodeOptions, opts: StartNodeOptions = {}): Promise<ClusterNode> {
-  const node = await startNode(clusterNodeConfig(o), { label: o.serverId, ...opts });
+export async function startClusterNode(
+  o: ClusterNodeOptions,
+  opts: StartNodeOptions = {},
+): Promise<ClusterNode> {
+  const node = await startNode(clusterNodeConfig(o), { label: `cluster-${o.serverId}`, ...opts });
   const address = `${node.host}:${node.httpPort}`;
   const api = new ClusterApi(node.httpUrl, o.apiKey ? { kind: "header", key: o.apiKey } : { kind: "none" });
   return Object.assign(node, { serverId: o.serverId, address, api, options: o });

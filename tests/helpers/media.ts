@@ -123,6 +123,8 @@ export interface PublishOptions {
   realtime?: boolean;
   /** Extra output options, placed before `-f flv URL`. */
   extraArgs?: string[];
+  /** Runs ffmpeg under a wrapper command, e.g. `["ip", "netns", "exec", "ns1"]`. */
+  wrap?: string[];
 }
 
 export interface Publisher extends ToolProcess {
@@ -171,7 +173,8 @@ export function publish(rtmpUrl: string, opts: PublishOptions = {}): Publisher {
     "flv",
     rtmpUrl,
   ];
-  return { ...spawnTool(FFMPEG, args), args };
+  const [cmd, ...prefix] = [...(opts.wrap ?? []), FFMPEG];
+  return { ...spawnTool(cmd!, [...prefix, ...args]), args };
 }
 
 /** Runs ffmpeg to completion (e.g. to make a test clip); throws with its stderr on failure. */

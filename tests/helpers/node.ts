@@ -29,6 +29,16 @@ export interface StartNodeOptions {
   startTimeoutMs?: number;
   /** Extra environment variables for the node process. */
   env?: Record<string, string>;
+  /**
+   * Runs the node under a wrapper command that execs it, e.g. `["ip", "netns", "exec", "ns1"]`
+   * (the wrapper's pid becomes the node's, so signals reach the node).
+   */
+  wrap?: string[];
+  /**
+   * The host the harness uses to reach the node (e.g. a network namespace's address). Default:
+   * the listening host, or 127.0.0.1 for a wildcard.
+   */
+  host?: string;
 }
 
 /** One entry of `GET /api/streams` (see src/http/_app.ts `describeStream`). */
@@ -136,8 +146,9 @@ export async function startNode(overrides: object = {}, opts: StartNodeOptions =
   // JSON is valid YAML, so no YAML library is needed here.
   await Deno.writeTextFile(configFile, JSON.stringify(config, null, 2) + "\n");
 
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN_TS, "--config", configFile],
+  const [cmd, ...prefix] = [...(opts.wrap ?? []), Deno.execPath()];
+  const child = new Deno.Command(cmd!, {
+    args: [...prefix, "run", "-A", MAIN_TS, "--config", configFile],
     cwd: REPO_ROOT,
     stdin: "null",
     stdout: "piped",
@@ -214,7 +225,8 @@ export async function startNode(overrides: object = {}, opts: StartNodeOptions =
     await delay(25);
   }
   const { httpPort, rtmpPort } = listening;
-  const host = listening.host === "0.0.0.0" || listening.host === "" ? "127.0.0.1" : listening.host;
+  const host = opts.host ??
+    (listening.host === "0.0.0.0" || listening.host === "" ? "127.0.0.1" : listening.host);
   const httpUrl = `http://${host}:${httpPort}`;
   const wsBase = `ws://${host}:${httpPort}`;
 

@@ -69,7 +69,11 @@ Deno.test("routes: a route whose manager is not running answers 503 with a non-z
   });
   failed(await call(app, "POST", "/allocate/publish", alloc), 503, /allocation manager unavailable/);
   failed(await call(app, "POST", "/allocate/play", alloc), 503, /allocation/);
-  failed(await call(app, "GET", "/redirect/decision?stream_path=live/x"), 503, /redirect manager unavailable/);
+  failed(
+    await call(app, "GET", "/redirect/decision?stream_path=live/x"),
+    503,
+    /redirect manager unavailable/,
+  );
   failed(await call(app, "POST", "/relay/pull", pull), 503, /relay manager unavailable/);
   failed(await call(app, "GET", "/relay/sessions"), 503, /relay/);
   // The manager is checked before the body or query.
@@ -99,7 +103,7 @@ Deno.test("routes: with no key configured the API is open", async () => {
   assert.equal((await call(app, "GET", "/status/local", undefined, "anything")).status, 200);
 });
 
-Deno.test("routes: a manager error surfaces as its status; anything else as 500", async () => {
+Deno.test("routes: an unexpected error answers 500 in the envelope, without details", async () => {
   const app = buildClusterApi(
     fakeService({
       sessions: () => {

@@ -110,7 +110,11 @@ Deno.test("registry: invalidateOrigin drops the origin's records and refuses new
   r.apply(rec("live/b", { version: 2, active: false }), 0);
   r.apply(rec("live/c", { origin_id: "o2" }), 0);
   const dropped = r.invalidateOrigin("o1");
-  assert.deepEqual(dropped.map((d) => d.stream_path), ["live/a"], "only active sessions are reported as ended");
+  assert.deepEqual(
+    dropped.map((d) => d.stream_path),
+    ["live/a"],
+    "only active sessions are reported as ended",
+  );
   assert.equal(r.get("o1", "live/b"), null, "its tombstones go too");
   assert.deepEqual(paths(r), ["live/c@o2"], "other origins are untouched");
   // Gossip about the Offline node is refused, whatever the incarnation or version.
@@ -188,7 +192,9 @@ Deno.test("registry: stored records are copies of what was applied", () => {
 
 Deno.test("registry: active() is sorted by stream_path, then origin", () => {
   const r = new SessionRegistry({ tombstoneTtlMs: TTL });
-  for (const [p, o] of [["live/b", "o1"], ["app/z", "o2"], ["live/a", "o2"], ["live/a", "o1"], ["Live/c", "o1"]]) {
+  for (
+    const [p, o] of [["live/b", "o1"], ["app/z", "o2"], ["live/a", "o2"], ["live/a", "o1"], ["Live/c", "o1"]]
+  ) {
     r.apply(rec(p!, { origin_id: o! }), 0);
   }
   r.apply(rec("live/0", { version: 2, active: false }), 0);

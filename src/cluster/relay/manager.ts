@@ -89,10 +89,12 @@ export class RelayManager implements RelayApi, AsyncDisposable {
     relay.done.finally(() => {
       if (this.#pulls.get(path) === relay) this.#pulls.delete(path);
       this.#cancelRelease(path);
-      // Players still waiting (e.g. the stream moved while we retried): try once more.
+      // Players still waiting (e.g. the stream moved while we retried): try once more, but
+      // not against the origin whose retries just ran out (a new session record re-ensures).
+      const next = this.lookup.origin(path);
       if (
-        !relay.stopped && (this.hub.playerCount(path) > 0 || this.hub.hasWaiters(path)) &&
-        this.lookup.origin(path)
+        !relay.stopped && (this.hub.playerCount(path) > 0 || this.hub.hasWaiters(path)) && next &&
+        !(relay.gaveUp && next.record.origin_id === relay.sourceNodeId)
       ) {
         this.ensure(path);
       }

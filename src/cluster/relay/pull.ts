@@ -63,6 +63,8 @@ export class PullRelay {
   lastFrameAt = 0;
   readonly startedAt: number;
   closeReason = "";
+  /** Closed because max_retry_attempts ran out against `sourceNodeId`. */
+  gaveUp = false;
   #publish: PublishHandle | null = null;
   #stream: RelayStream | null = null;
   #stopped: string | null = null;
@@ -122,6 +124,7 @@ export class PullRelay {
         failures = delivered ? 1 : failures + 1;
         if (failures > this.deps.maxRetryAttempts) {
           this.closeReason = `gave up after ${this.deps.maxRetryAttempts} retries`;
+          this.gaveUp = true;
           this.log.error("relay giving up", { attempts: failures });
           break;
         }

@@ -49,7 +49,9 @@ function decodeAll(chunks: Uint8Array[]): WireFrame[] {
 
 /** Splits `all` at `cuts` random points (possibly inside a header, possibly empty pieces). */
 function split(all: Uint8Array, r: () => number, cuts: number): Uint8Array[] {
-  const points = Array.from({ length: cuts }, () => Math.floor(r() * (all.byteLength + 1))).sort((a, b) => a - b);
+  const points = Array.from({ length: cuts }, () => Math.floor(r() * (all.byteLength + 1))).sort((a, b) =>
+    a - b
+  );
   const out: Uint8Array[] = [];
   let prev = 0;
   for (const p of [...points, all.byteLength]) {
@@ -88,7 +90,11 @@ Deno.test("wire: every frame kind round-trips in one chunk", () => {
     FrameKind.End,
     FrameKind.Error,
   ]);
-  assert.deepEqual(decodeControl(out[0]!), { session_id: "s-1", stream_path: "live/a", requestor_id: "edge-1" });
+  assert.deepEqual(decodeControl(out[0]!), {
+    session_id: "s-1",
+    stream_path: "live/a",
+    requestor_id: "edge-1",
+  });
   assert.deepEqual(out[1]!.payload, headersBody);
   assert.equal(out[2]!.flags, FLAG_KEYFRAME);
   assert.deepEqual(out[2]!.payload, video.tag);
@@ -139,10 +145,13 @@ Deno.test("wire: unknown frame kinds are malformed, not 'need more'", () => {
   const d = new FrameDecoder();
   const out: WireFrame[] = [];
   const good = mediaFrame(0, bytes(10, 1));
-  assert.throws(() => d.push(concatBytes([good, new TextEncoder().encode("GET / HTTP/1.1\r\n")]), (f) => out.push(f)), {
-    name: "RelayWireError",
-    message: /unknown frame kind 71/,
-  });
+  assert.throws(
+    () => d.push(concatBytes([good, new TextEncoder().encode("GET / HTTP/1.1\r\n")]), (f) => out.push(f)),
+    {
+      name: "RelayWireError",
+      message: /unknown frame kind 71/,
+    },
+  );
   assert.equal(out.length, 1);
 });
 
@@ -153,10 +162,17 @@ Deno.test("wire: oversize frames are refused from the header alone", () => {
     name: "RelayWireError",
     message: /exceeds/,
   });
-  assert.throws(() => new FrameDecoder().push(frameHeader(FrameKind.Headers, 0, 0xffff_ffff), () => {}), RelayWireError);
+  assert.throws(
+    () => new FrameDecoder().push(frameHeader(FrameKind.Headers, 0, 0xffff_ffff), () => {}),
+    RelayWireError,
+  );
   // Control frames have a much smaller limit.
   for (const kind of [FrameKind.Hello, FrameKind.End, FrameKind.Error]) {
-    assert.throws(() => new FrameDecoder().push(frameHeader(kind, 0, 4097), () => {}), RelayWireError, `kind ${kind}`);
+    assert.throws(
+      () => new FrameDecoder().push(frameHeader(kind, 0, 4097), () => {}),
+      RelayWireError,
+      `kind ${kind}`,
+    );
     const out: WireFrame[] = [];
     new FrameDecoder().push(encodeControl(kind, { pad: "x".repeat(4096 - 10) }), (f) => out.push(f));
     assert.equal(out.length, 1, `a 4096-byte control frame of kind ${kind} is fine`);
@@ -202,7 +218,11 @@ Deno.test("wire: splitTags splits a HEADERS run and refuses truncated runs", () 
   assert.deepEqual(splitTags(empty.tag), [empty.tag]);
   for (const cut of [1, 4, 10, 11, 14, 40]) {
     assert.throws(() => splitTags(run.subarray(0, cut)), RelayWireError, `cut at ${cut}`);
-    assert.throws(() => splitTags(run.subarray(0, meta.tag.byteLength + cut)), RelayWireError, `cut at +${cut}`);
+    assert.throws(
+      () => splitTags(run.subarray(0, meta.tag.byteLength + cut)),
+      RelayWireError,
+      `cut at +${cut}`,
+    );
   }
   assert.throws(() => splitTags(run.subarray(0, run.byteLength - 1)), RelayWireError, "last byte missing");
   // A tag whose declared size runs past the end.

@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { type NodeSummary, NodeState } from "../protocol/types.ts";
+import { NodeState, type NodeSummary } from "../protocol/types.ts";
 import { Membership, type MembershipOptions, type Transition } from "./membership.ts";
 
 const OPTS: MembershipOptions = { suspectThreshold: 2, offlineThreshold: 4, heartbeatTtlMs: 1000 };
@@ -15,6 +15,7 @@ function summary(id: string, over: Partial<NodeSummary> = {}): NodeSummary {
     server_id: id,
     address: `${id}.test:8180`,
     quic_addr: "",
+    rtmp_addr: "",
     quic_cert: "",
     state: NodeState.Online,
     role: ["origin", "edge"],

@@ -17,13 +17,16 @@ export class MemoryNetwork {
 }
 
 function pipePair(): [RelayStream, RelayStream, () => void] {
-  const ab = new TransformStream<Uint8Array, Uint8Array>();
-  const ba = new TransformStream<Uint8Array, Uint8Array>();
+  // Abort through the TransformStreams' controllers: users hold readers and writers, and a
+  // locked stream can be neither cancelled nor aborted from outside (that call just rejects).
+  let abCtl: TransformStreamDefaultController<Uint8Array> | undefined;
+  let baCtl: TransformStreamDefaultController<Uint8Array> | undefined;
+  const ab = new TransformStream<Uint8Array, Uint8Array>({ start: (c) => void (abCtl = c) });
+  const ba = new TransformStream<Uint8Array, Uint8Array>({ start: (c) => void (baCtl = c) });
   const abort = (reason: string) => {
-    ab.writable.abort(reason).catch(() => {});
-    ba.writable.abort(reason).catch(() => {});
-    ab.readable.cancel(reason).catch(() => {});
-    ba.readable.cancel(reason).catch(() => {});
+    const err = new Error(`relay stream aborted: ${reason}`);
+    abCtl?.error(err);
+    baCtl?.error(err);
   };
   return [
     { readable: ba.readable, writable: ab.writable, abort },

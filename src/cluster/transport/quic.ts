@@ -23,13 +23,50 @@ export interface QuicOptions {
   idleTimeoutMs: number;
 }
 
+/**
+ * Callers lock the streams they get (a reader, a writer), and a locked stream can be neither
+ * cancelled nor aborted from outside: that call just rejects, and a pending read would wait
+ * for the peer or the idle timeout. So the caller gets thin wrappers, and `abort` acts on the
+ * QUIC stream's own reader and writer held here (STOP_SENDING / RESET_STREAM to the peer) and
+ * errors the wrappers, so pending reads and writes fail at once.
+ */
 function wrap(bi: Deno.QuicBidirectionalStream): RelayStream {
+  const source = bi.readable.getReader();
+  const sink = bi.writable.getWriter();
+  let readCtl: ReadableStreamDefaultController<Uint8Array> | undefined;
+  let writeCtl: WritableStreamDefaultController | undefined;
+  const readable = new ReadableStream<Uint8Array>({
+    start: (c) => void (readCtl = c),
+    async pull(c) {
+      const r = await source.read();
+      try {
+        if (r.done) c.close();
+        else c.enqueue(r.value);
+      } catch {
+        // aborted meanwhile
+      }
+    },
+    cancel: (reason) => source.cancel(reason),
+  }, { highWaterMark: 0 });
+  const writable = new WritableStream<Uint8Array>({
+    start: (c) => void (writeCtl = c),
+    write: (chunk) => sink.write(chunk),
+    close: () => sink.close(),
+    abort: (reason) => sink.abort(reason),
+  });
   return {
-    readable: bi.readable,
-    writable: bi.writable,
+    readable,
+    writable,
     abort(reason) {
-      bi.writable.abort(reason).catch(() => {});
-      bi.readable.cancel(reason).catch(() => {});
+      const err = new Error(`relay stream aborted: ${reason}`);
+      try {
+        readCtl?.error(err);
+      } catch {
+        // already closed
+      }
+      writeCtl?.error(err);
+      sink.abort(reason).catch(() => {});
+      source.cancel(reason).catch(() => {});
     },
   };
 }
