@@ -276,3 +276,71 @@ export async function startServer(kind: ServerKind, label: string): Promise<Serv
       return await startNms({ label });
   }
 }
+
+/** Heartbeat settings of every benchmark cluster (seconds / counts). */
+export const HEARTBEAT = {
+  heartbeat_interval: 0.5,
+  heartbeat_ttl: 2,
+  sync_interval: 2,
+  suspect_threshold: 2,
+  offline_threshold: 3,
+} as const;
+
+export type OursNode = Awaited<ReturnType<typeof startOurs>> & { serverId: string; api: ClusterApi };
+
+/** GET/POST on a node's /cluster/api (no API key in the bench clusters); returns `data`. */
+export class ClusterApi {
+  constructor(readonly baseUrl: string) {}
+  async get<T>(path: string): Promise<T> {
+    const ctl = AbortSignal.timeout(3000);
+    const r = await fetch(`${this.baseUrl}/cluster/api/${path}`, { signal: ctl });
+    const body = await r.json();
+    if (!r.ok || body.code !== 0) throw new Error(`GET ${path}: ${r.status} ${JSON.stringify(body)}`);
+    return body.data as T;
+  }
+  async servers(): Promise<{ server_id: string; state: string }[]> {
+    return (await this.get<{ summaries: { server_id: string; state: string }[] }>("servers")).summaries;
+  }
+  async sessions(): Promise<{ stream_path: string; origin_id: string }[]> {
+    return (await this.get<{ sessions: { stream_path: string; origin_id: string }[] }>("sessions")).sessions;
+  }
+  async relayCount(): Promise<number> {
+    return (await this.get<{ relay_session_count: number }>("status/local")).relay_session_count;
+  }
+}
+
+/** One node of a benchmark cluster: `seeds` are HTTP addresses, roles [] = origin and edge. */
+export async function startClusterNode(o: {
+  id: string;
+  seeds: string[];
+  role?: ("origin" | "edge")[];
+  relay?: Record<string, number>;
+  httpPort?: number;
+}): Promise<OursNode> {
+  const node = await startOurs({
+    label: o.id,
+    ...(o.httpPort ? { httpPort: o.httpPort } : {}),
+    config: {
+      cluster: {
+        sync: { server_id: o.id, seed_servers: o.seeds, ...HEARTBEAT },
+        role: o.role ?? [],
+        ...(o.relay ? { relay: o.relay } : {}),
+      },
+    },
+  });
+  return Object.assign(node, { serverId: o.id, api: new ClusterApi(node.httpUrl) });
+}
+
+/** Waits until every node sees every other node Online. */
+export async function waitClusterFormed(nodes: OursNode[], timeoutMs = 20_000): Promise<void> {
+  await until(async () => {
+    for (const n of nodes) {
+      const seen = await n.api.servers();
+      for (const m of nodes) {
+        if (m === n) continue;
+        if (seen.find((s) => s.server_id === m.serverId)?.state !== "Online") return false;
+      }
+    }
+    return true;
+  }, timeoutMs, "the cluster to form", 100);
+}

@@ -128,6 +128,21 @@ Deno.test({
         { message: "node 2 relays the stream", intervalMs: 100 },
       );
 
+      // The page's one server route: node 2 fetching node 1's /api/streams, behind the key.
+      const proxy = `${n2.httpUrl}/admin/api/nodes/admin-n1/streams`;
+      const refused = await fetch(proxy);
+      assert.equal(refused.status, 401, await refused.text());
+      const proxied = await fetch(proxy, { headers: { "x-cluster-api-key": key } });
+      const body = await proxied.json() as {
+        data: { streams: { stream_path: string; publisher: { protocol: string } }[] };
+      };
+      assert.equal(proxied.status, 200, JSON.stringify(body));
+      assert.equal(body.data.streams.find((s) => s.stream_path === path)?.publisher.protocol, "rtmp");
+      const unknown = await fetch(`${n2.httpUrl}/admin/api/nodes/nobody/streams`, {
+        headers: { "x-cluster-api-key": key },
+      });
+      assert.equal(unknown.status, 404, await unknown.text());
+
       await using browser = await launchBrowser();
       const page = await browser.context.newPage();
       const pageErrors: string[] = [];
@@ -136,6 +151,7 @@ Deno.test({
 
       // The cluster API answers 401: the page asks for the key. A wrong one is refused.
       await page.waitForSelector("#key-form:not([hidden])", { timeout: UI_TIMEOUT });
+      await page.screenshot({ path: `${ARTIFACTS_DIR}/admin-key.png` });
       await page.fill("#key-input", "not-the-key");
       await page.click("#key-form button[type=submit]");
       await pageUntil(

@@ -176,7 +176,6 @@ export class RedirectManager {
     const summary = this.view.nodes().find((n) => n.summary.server_id === target.serverId)!.summary;
     const q = new URLSearchParams(query);
     q.set(REDIRECT_MARKER, "1");
-    this.allocation.tickets.issue(target.serverId, path, "play", now);
     return {
       ...base,
       overloaded: true,
@@ -198,6 +197,8 @@ export class RedirectManager {
     if (!this.selfOverloaded()) return null;
     const d = this.decision(path, protocol, params);
     if (!d.redirect || !d.target) return null;
+    // Only a redirect that happens reserves capacity on the target; asking the API does not.
+    this.allocation.tickets.issue(d.target.server_id, d.stream_path, "play", this.allocation.now());
     this.counters.redirects++;
     return d.target.url;
   }

@@ -68,6 +68,8 @@ export class PullRelay {
   #publish: PublishHandle | null = null;
   #stream: RelayStream | null = null;
   #stopped: string | null = null;
+  /** `repoint` ended the current attempt: look the origin up again without waiting. */
+  #repointed = false;
   #wake: (() => void) | null = null;
   readonly done: Promise<void>;
 
@@ -91,6 +93,7 @@ export class PullRelay {
   /** Drops the current attempt and reconnects at once (e.g. the stream moved to another origin). */
   repoint(reason: string): void {
     this.log.info("relay re-pointing", { reason });
+    this.#repointed = true;
     this.#stream?.abort(reason);
     this.#wake?.();
   }
@@ -105,6 +108,7 @@ export class PullRelay {
           break;
         }
         let delivered = false;
+        this.#repointed = false;
         try {
           const outcome = await this.#attempt(origin.record, origin.peerCert, () => delivered = true);
           if (outcome !== "stopped" || this.#stopped) {
@@ -121,6 +125,13 @@ export class PullRelay {
           this.#endAttempt();
         }
         if (this.#stopped) break;
+        if (this.#repointed) {
+          // The stream moved or its origin went Offline: not a failure of the new origin, and
+          // no reason to wait retry_delay before asking the registry where the stream is now.
+          failures = 0;
+          this.reconnects++;
+          continue;
+        }
         failures = delivered ? 1 : failures + 1;
         if (failures > this.deps.maxRetryAttempts) {
           this.closeReason = `gave up after ${this.deps.maxRetryAttempts} retries`;
@@ -189,6 +200,7 @@ export class PullRelay {
     const stream = await d.transport.openStream(peer, d.establishTimeoutMs);
     this.#stream = stream;
     if (this.#stopped) return "stopped";
+    if (this.#repointed) throw new Error("re-pointed while connecting");
 
     const writer = stream.writable.getWriter();
     await writer.write(encodeControl(FrameKind.Hello, {
