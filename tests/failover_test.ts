@@ -396,6 +396,60 @@ Deno.test("failover: origin killed with SIGKILL — detected, cleaned up cluster
 });
 
 // =============================================================================================
+// 1b. SIGKILL of the origin, publisher moves to a backup node at once
+
+Deno.test("failover: origin killed, publisher moves to another node at once — edge players continue without waiting for retries", async () => {
+  const path = "live/backup";
+  // The spec's default retry_delay on the edge: a re-pointed relay must not wait for it.
+  const retryDelay = 2;
+  await using o1 = await startMember({ ip: "127.0.44.1", serverId: "fo-backup-o1" });
+  const [o2, edge] = await startAll([
+    { ip: "127.0.44.2", serverId: "fo-backup-o2", seeds: [o1.address] },
+    {
+      ip: "127.0.44.3",
+      serverId: "fo-backup-edge",
+      seeds: [o1.address],
+      overrides: { cluster: { relay: { retry_delay: retryDelay } } },
+    },
+  ]);
+  await using _o2 = o2!;
+  await using _edge = edge!;
+  await waitFor(async () => stateIn(await edge!.api.servers(), o2!.serverId) === "Online", 15_000, {
+    message: "edge sees the backup node Online",
+  });
+  const pubs = [publish(o1.rtmpUrl(path), { seconds: 120 })];
+  const player = new LivePlayer("player@edge", edge!.flvUrl(path));
+  try {
+    await waitFor(async () => (await o1.stream(path))?.video.codec === "h264", 20_000, { message: "live on o1" });
+    await player.framesAfter(performance.now(), 25, 20_000, "before the kill");
+
+    o1.kill("SIGKILL");
+    const tKill = performance.now();
+    pubs.push(publish(o2!.rtmpUrl(path), { seconds: 120 }));
+    const live = await waitFor(async () => (await o2!.stream(path)) ?? null, 20_000, { message: "live on o2" });
+    const first = await player.framesAfter(tKill, 1, 20_000, "from the backup node");
+    const firstTag = player.videoSince(tKill)[0]!;
+    report("backup.first_frame_after_kill_ms", first - tKill);
+    report("backup.first_frame_after_backup_accepted_ms", firstTag.wall - Date.parse(live.started_at));
+    assert.ok(
+      firstTag.wall - Date.parse(live.started_at) < retryDelay * 1000,
+      "the re-pointed relay waited for retry_delay before pulling from the new origin",
+    );
+    await player.framesAfter(tKill, 50, 20_000, "from the backup node");
+    assert.ok(!player.finished, `player ended (${player.error ?? "EOF"})`);
+    const header = player.tags.find((x) => x.at >= tKill && x.video?.sequenceHeader);
+    assert.ok(header && header.at <= first, "new sequence headers before the backup's frames");
+    assert.equal(firstTag.video?.keyframe, true);
+    report("backup.player_max_dts_step_ms", assertTimeline(player.tags, player.who));
+    const relays = await relaySessions(edge!);
+    assert.deepEqual(relays.map((r) => [r["state"], r["source_node_id"]]), [["active", o2!.serverId]]);
+  } finally {
+    await player.stop().catch(() => null);
+    await Promise.all(pubs.map((p) => p.stop("SIGKILL")));
+  }
+});
+
+// =============================================================================================
 // 5. Half-open publisher
 
 Deno.test("failover: a publisher that stops sending (TCP still open) is dropped after publish_idle_timeout", async () => {

@@ -124,7 +124,9 @@ Deno.test("redirect: an overloaded node sends players to a node carrying the str
   assert.equal(d.target?.address, "127.0.0.1:8180");
   assert.equal(d.target?.url, `http://127.0.0.1:8180/live/x.flv?${REDIRECT_MARKER}=1`);
   assert.match(d.reason, /carries/);
-  // The redirect reserves the target like an allocation does.
+  // Asking for a decision reserves nothing; an actual redirect reserves the target.
+  assert.equal(allocation.tickets.size, 0);
+  assert.ok(redirect.redirectUrl("live/x", new URLSearchParams(), "http-flv"));
   assert.deepEqual(allocation.tickets.pending(1_000_000), new Map([["node-1", 1]]));
 
   // A stream nobody carries yet: the least loaded other node.
