@@ -26,7 +26,7 @@ check: tools
 
 # Needs Deno's download host for the denort runtime, or DENORT_BIN=/path/to/denort offline.
 build: tools
-	DENO_NO_PACKAGE_JSON=1 $(DENO) compile $(PERMS) --node-modules-dir=none -o dist/streamcluster main.ts
+	DENO_NO_PACKAGE_JSON=1 $(DENO) compile $(PERMS) --node-modules-dir=none --include src/admin/static -o dist/streamcluster main.ts
 
 bench: tools
 	bash bench/run.sh

@@ -1,122 +1,119 @@
 /**
- * Cold start: from the play request (before the TCP connect) to the first video key frame
- * (and the first coded frame of any kind), on an edge that does not carry the stream yet and
- * on the origin. `parallel` streams are published at once and each round plays all of them
- * concurrently, one player per stream; between rounds the edge lets go of its relays (ours:
- * `cluster.relay.release_delay: 0.2`, polled until the edge reports no relay; nginx-rtmp
- * closes an on-demand pull when its last player leaves; we wait 0.5 s).
+ * Cold start over RTMP, the counterpart of bench/relay_latency.ts part (a) (which measures our
+ * node over HTTP-FLV): same stream, same loop. Each try plays the stream on an edge that does
+ * not carry it (then on the origin), from the play request (before the TCP connect) to the
+ * first coded video frame and to the first key frame. The two differ for nginx-rtmp, which has
+ * no GOP cache and starts a player mid-GOP; our node starts every player on a key frame.
+ * Between tries the edge lets go of its relay: ours runs with `cluster.relay.release_delay:
+ * 0.2` and is polled until it reports no relay; nginx-rtmp closes an on-demand pull when the
+ * last player leaves (we wait 0.5 s). Tries are spread over the GOP by a 137 ms pause.
  */
 
 import { type Protocol, startPlayers } from "./players.ts";
 import { percentile } from "./players.ts";
-import { type Proc, sleep, until } from "./procs.ts";
-import { publishFfmpeg } from "./media.ts";
-import { type RelayPair, type RelaySystem, startRelayPair, waitEdgeKnows } from "./relay.ts";
+import { sleep, until } from "./procs.ts";
+import {
+  LATENCY_STREAM,
+  publishLatencyStream,
+  type RelayPair,
+  type RelaySystem,
+  startRelayPair,
+} from "./relay.ts";
 import { targetFor, waitLive } from "./fanout.ts";
+import type { Server } from "./servers.ts";
+
+export interface ColdStats {
+  ok: number;
+  /** To the first coded video frame of any kind. */
+  anyP50: number;
+  anyP99: number;
+  /** To the first key frame (the first picture a decoder can show). */
+  keyP50: number;
+  keyP99: number;
+}
 
 export interface ColdResult {
   system: RelaySystem;
-  where: "edge" | "origin";
   protocol: Protocol;
   tries: number;
-  ok: number;
-  keyP50: number;
-  keyP99: number;
-  /** First coded frame of any type (nginx-rtmp starts players mid-GOP). */
-  anyP50: number;
-  anyP99: number;
+  edge: ColdStats;
+  origin: ColdStats;
   note: string;
 }
 
-async function oneRound(pair: RelayPair, where: "edge" | "origin", protocol: Protocol, paths: string[]) {
-  const server = where === "edge" ? pair.edge : pair.origin;
-  return await Promise.all(paths.map(async (path) => {
-    const [p] = await startPlayers(targetFor(server, protocol, path), 1, { timeoutMs: 10_000 });
-    const s = p!.stats;
-    const deadline = performance.now() + 10_000;
-    let keyAt = 0;
-    s.onVideo = null;
-    // First key frame: watch coded frames until one is a key frame.
-    const done = new Promise<void>((resolve) => {
-      const check = setInterval(() => {
-        if (keyAt || s.error || performance.now() > deadline) {
-          clearInterval(check);
-          resolve();
-        }
-      }, 5);
-    });
-    p!.stats.onVideo = () => {};
-    const origAdd = s.addVideo.bind(s);
-    s.addVideo = (dts: number, at: number) => {
-      origAdd(dts, at);
-    };
-    await done.catch(() => {});
-    keyAt = s.firstKeyAt;
-    const r = { key: keyAt ? keyAt - s.connectAt : NaN, any: s.firstVideoAt ? s.firstVideoAt - s.connectAt : NaN, err: s.error };
-    p!.close();
-    await p!.done;
-    return r;
-  }));
+async function once(server: Server, protocol: Protocol, path: string) {
+  const [p] = await startPlayers(targetFor(server, protocol, path), 1, { timeoutMs: 10_000 });
+  const s = p!.stats;
+  await until(() => s.firstKeyAt > 0 || s.error !== null, 10_000, "a key frame", 5).catch(() => {});
+  const r = {
+    key: s.firstKeyAt ? s.firstKeyAt - s.connectAt : NaN,
+    any: s.firstVideoAt ? s.firstVideoAt - s.connectAt : NaN,
+    err: s.error,
+  };
+  p!.close();
+  await p!.done;
+  return r;
 }
 
-export async function coldStart(
-  system: RelaySystem,
-  cases: { where: "edge" | "origin"; protocol: Protocol }[],
-  tries: number,
-  parallel: number,
-): Promise<ColdResult[]> {
-  const pair = await startRelayPair(system, 0.2);
-  const pubs: Proc[] = [];
-  const out: ColdResult[] = [];
-  try {
-    const paths = Array.from({ length: parallel }, (_, i) => `live/cold${i + 1}`);
-    for (const p of paths) pubs.push(publishFfmpeg(pair.origin.rtmpUrl(p), `publisher-cold-${system}-${p}`));
-    for (const p of paths) await waitLive(targetFor(pair.origin, "rtmp", p));
-    for (const p of paths) await waitEdgeKnows(pair, p);
-    for (const c of cases) {
-      const key: number[] = [];
-      const any: number[] = [];
-      const errors = new Set<string>();
-      for (let done = 0; done < tries;) {
-        const batch = paths.slice(0, Math.min(parallel, tries - done));
-        const rs = await oneRound(pair, c.where, c.protocol, batch);
-        for (const r of rs) {
-          if (Number.isFinite(r.key)) key.push(r.key);
-          if (Number.isFinite(r.any)) any.push(r.any);
-          if (r.err && r.err !== "closed") errors.add(r.err);
-        }
-        done += batch.length;
-        if (c.where === "edge") await released(pair);
-      }
-      key.sort((a, b) => a - b);
-      any.sort((a, b) => a - b);
-      out.push({
-        system,
-        where: c.where,
-        protocol: c.protocol,
-        tries,
-        ok: key.length,
-        keyP50: percentile(key, 0.5),
-        keyP99: percentile(key, 0.99),
-        anyP50: percentile(any, 0.5),
-        anyP99: percentile(any, 0.99),
-        note: [...errors].slice(0, 3).join("; "),
-      });
-    }
-    return out;
-  } finally {
-    await Promise.all(pubs.map((p) => p.stop(2000)));
-    await pair.stop();
-  }
+function stats(rs: { key: number; any: number }[]): ColdStats {
+  const key = rs.map((r) => r.key).filter(Number.isFinite).sort((a, b) => a - b);
+  const any = rs.map((r) => r.any).filter(Number.isFinite).sort((a, b) => a - b);
+  return {
+    ok: key.length,
+    anyP50: percentile(any, 0.5),
+    anyP99: percentile(any, 0.99),
+    keyP50: percentile(key, 0.5),
+    keyP99: percentile(key, 0.99),
+  };
 }
 
 /** Waits until the edge carries no relay any more. */
 async function released(pair: RelayPair): Promise<void> {
   if (pair.oursEdge) {
     const api = pair.oursEdge.api;
-    await until(async () => (await api.relayCount()) === 0, 5000, "edge relays released", 25).catch(() => {});
-    await sleep(50);
+    await until(async () => (await api.relayCount()) === 0, 5000, "edge relay released", 20).catch(() => {});
   } else {
     await sleep(500);
+  }
+}
+
+export async function coldStart(system: RelaySystem, protocol: Protocol, tries: number): Promise<ColdResult> {
+  const pair = await startRelayPair(system, 0.2);
+  let pub: { stop(): Promise<unknown> } | null = null;
+  try {
+    const path = LATENCY_STREAM.path;
+    pub = publishLatencyStream(pair.origin.rtmpUrl(path));
+    await waitLive(targetFor(pair.origin, protocol, path));
+    if (pair.oursEdge) {
+      const api = pair.oursEdge.api;
+      await until(
+        async () => (await api.sessions()).some((s) => s.stream_path === path),
+        15_000,
+        "edge knows",
+      );
+    }
+    const edge: { key: number; any: number }[] = [];
+    const origin: { key: number; any: number }[] = [];
+    const errors = new Set<string>();
+    for (let i = 0; i < tries; i++) {
+      await released(pair);
+      const e = await once(pair.edge, protocol, path);
+      const o = await once(pair.origin, protocol, path);
+      edge.push(e);
+      origin.push(o);
+      for (const err of [e.err, o.err]) if (err && err !== "closed") errors.add(err);
+      await sleep(137);
+    }
+    return {
+      system,
+      protocol,
+      tries,
+      edge: stats(edge),
+      origin: stats(origin),
+      note: [...errors].slice(0, 3).join("; "),
+    };
+  } finally {
+    await pub?.stop();
+    await pair.stop();
   }
 }

@@ -9,7 +9,14 @@
  * coded video frames and find late ones (see players.ts `summarize`).
  */
 
-import { mergeSummaries, type PlayTarget, type Protocol, startPlayers, wallNow, type WindowSummary } from "./players.ts";
+import {
+  mergeSummaries,
+  type PlayTarget,
+  type Protocol,
+  startPlayers,
+  wallNow,
+  type WindowSummary,
+} from "./players.ts";
 import { type Proc, ROOT, sleep, spawn, usageOf } from "./procs.ts";
 import { type Server, type ServerKind, startServer } from "./servers.ts";
 import { publishFfmpeg } from "./media.ts";
@@ -83,7 +90,9 @@ export async function waitLive(target: PlayTarget, timeoutMs = 20_000): Promise<
     if (ok) return;
     await sleep(200);
   }
-  throw new Error(`${target.protocol}://${target.host}:${target.port}/${target.path} never went live: ${last}`);
+  throw new Error(
+    `${target.protocol}://${target.host}:${target.port}/${target.path} never went live: ${last}`,
+  );
 }
 
 export interface Worker {
@@ -106,7 +115,9 @@ export function spawnWorker(
     `${ROOT}/bench/player_worker.ts`,
     JSON.stringify({ target, count, concurrency, lateMs }),
   ], { stdin: true, lines: true, cwd: ROOT });
-  const ready = Promise.withResolvers<{ started: number; failed: number; connectMs: number; errors: string[] }>();
+  const ready = Promise.withResolvers<
+    { started: number; failed: number; connectMs: number; errors: string[] }
+  >();
   const result = Promise.withResolvers<{ summary: WindowSummary; cpu: number }>();
   ready.promise.catch(() => {});
   result.promise.catch(() => {});
@@ -136,7 +147,7 @@ export function spawnWorker(
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: number | undefined;
+  let t: ReturnType<typeof setTimeout> | undefined;
   return Promise.race([
     p.finally(() => clearTimeout(t)),
     new Promise<T>((_, rej) => t = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms)),

@@ -10,7 +10,7 @@
 import { decodeAmf0, encodeAmf0 } from "../src/amf/mod.ts";
 import { encodeChunks } from "../src/rtmp/mod.ts";
 import { clientHandshake } from "../tests/helpers/rtmp.ts";
-import { FlvScanner, HttpResponseReader, isCodedVideo, RtmpChunkScanner } from "./wire.ts";
+import { FlvScanner, HttpResponseReader, isCodedVideo, isKeyframe, RtmpChunkScanner } from "./wire.ts";
 
 export type Protocol = "http-flv" | "rtmp";
 
@@ -35,6 +35,7 @@ export class PlayerStats {
   connectAt = 0;
   readyAt = 0;
   firstVideoAt = 0;
+  firstKeyAt = 0;
   lastVideoAt = 0;
   bytes = 0;
   winBytes = 0;
@@ -58,9 +59,10 @@ export class PlayerStats {
     if (w && at >= w.start && at < w.end) this.winBytes += n;
   }
 
-  addVideo(dts: number, at: number): void {
+  addVideo(dts: number, at: number, key = false): void {
     this.videoFrames++;
     if (this.firstVideoAt === 0) this.firstVideoAt = at;
+    if (key && this.firstKeyAt === 0) this.firstKeyAt = at;
     this.lastVideoAt = at;
     const off = at - dts;
     if (off < this.minOffset) this.minOffset = off;
@@ -165,7 +167,7 @@ abstract class BasePlayer implements Player {
   protected abstract onData(buf: Uint8Array, n: number): void;
 
   protected onTag = (type: number, ts: number, b0: number, b1: number): void => {
-    if (type === 9 && isCodedVideo(b0, b1)) this.stats.addVideo(ts, this.at);
+    if (type === 9 && isCodedVideo(b0, b1)) this.stats.addVideo(ts, this.at, isKeyframe(b0));
   };
 
   close(): void {
@@ -214,7 +216,10 @@ function u32(v: number): Uint8Array {
 export class RtmpPlayer extends BasePlayer {
   #ackWindow = 0;
   #lastAck = 0;
-  readonly #scanner = new RtmpChunkScanner(this.onTag, (type, _sid, _ts, payload) => this.#control(type, payload));
+  readonly #scanner = new RtmpChunkScanner(
+    this.onTag,
+    (type, _sid, _ts, payload) => this.#control(type, payload),
+  );
 
   protected override async open(conn: Deno.TcpConn): Promise<void> {
     await clientHandshake(conn);

@@ -13,7 +13,8 @@ const PID_FILE = `${RESULTS_DIR}/.pids`;
 
 let clkTck = 100;
 try {
-  const out = new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped", stderr: "null" }).outputSync();
+  const out = new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped", stderr: "null" })
+    .outputSync();
   const v = Number(new TextDecoder().decode(out.stdout).trim());
   if (v > 0) clkTck = v;
 } catch {
@@ -192,7 +193,10 @@ export function spawn(name: string, cmd: string, args: string[], opts: SpawnOpti
   return proc;
 }
 
-async function* readLines(s: ReadableStream<Uint8Array>, log: (t: string) => void): AsyncIterableIterator<string> {
+async function* readLines(
+  s: ReadableStream<Uint8Array>,
+  log: (t: string) => void,
+): AsyncIterableIterator<string> {
   const d = new TextDecoder();
   let buf = "";
   for await (const c of s) {
@@ -206,6 +210,40 @@ async function* readLines(s: ReadableStream<Uint8Array>, log: (t: string) => voi
     }
   }
   if (buf) yield buf;
+}
+
+/**
+ * Registers a process started elsewhere (e.g. by a tests/helpers function) so that `stopAll`
+ * and run.sh's trap end it too.
+ */
+export function adopt(
+  name: string,
+  pid: number,
+  stop: () => Promise<unknown>,
+  exited: Promise<unknown>,
+): void {
+  let running = true;
+  const done = exited.then(() => {
+    running = false;
+    live.delete(pid);
+    writePidFile();
+  }) as Promise<unknown> as Promise<Deno.CommandStatus>;
+  live.set(pid, {
+    pid,
+    name,
+    logFile: "",
+    exited: done,
+    child: null as unknown as Deno.ChildProcess,
+    lines: null,
+    isRunning: () => running,
+    kill: () => void stop(),
+    stop: async () => {
+      await stop();
+      await done;
+    },
+    tail: () => "",
+  });
+  writePidFile();
 }
 
 /** Stops every registered process still running (SIGTERM, then SIGKILL). */

@@ -2,25 +2,28 @@
  * Relay: origin → edge, ours (two nodes clustered through a seed, QUIC relay) against nginx-rtmp
  * (an origin and a second nginx whose `live` application pulls from it).
  *
- * - Hop delay: one player on the origin and one on the edge, in this process so both stamp
- *   arrivals on one clock; for every coded video frame both received (matched by dts), the
- *   extra delay is `arrival_edge - arrival_origin`.
+ * - Hop delay and cold start of ours come from bench/relay_latency.ts (run as is by main.ts);
+ *   here is nginx-rtmp's counterpart with the same stream and rule: one player on the origin
+ *   and one on the edge, in this process so both stamp arrivals on one clock; for every coded
+ *   video frame both received (matched by dts), the extra delay is `arrival_edge - arrival_origin`.
  * - Throughput: K streams published to the origin, one player per stream on the edge; the
  *   share of late frames (as in fan-out) and of frames delivered, and the edge's CPU.
  */
 
-import { type Player, type PlayTarget, type Protocol, startPlayers, summarize, wallNow, type Window } from "./players.ts";
-import { type Proc, sleep, until, usageOf } from "./procs.ts";
-import { publishFfmpeg } from "./media.ts";
 import {
-  type OursNode,
-  type Server,
-  startClusterNode,
-  startNginx,
-  startOurs,
-  waitClusterFormed,
-} from "./servers.ts";
-import { FPS, STREAM, targetFor, waitLive } from "./fanout.ts";
+  type Player,
+  type PlayTarget,
+  type Protocol,
+  startPlayers,
+  summarize,
+  wallNow,
+  type Window,
+} from "./players.ts";
+import { adopt, type Proc, sleep, until, usageOf } from "./procs.ts";
+import { publish } from "../tests/helpers/media.ts";
+import { publishFfmpeg } from "./media.ts";
+import { type OursNode, type Server, startClusterNode, startNginx, waitClusterFormed } from "./servers.ts";
+import { FPS, targetFor, waitLive } from "./fanout.ts";
 import { percentile } from "./players.ts";
 
 export type RelaySystem = "ours" | "nginx";
@@ -61,24 +64,33 @@ export async function startRelayPair(system: RelaySystem, releaseDelay = 10): Pr
     throw e;
   }
   const e = edge;
-  return { origin, edge: e, oursEdge: e, stop: async () => void await Promise.all([e.stop(), origin.stop()]) };
+  return {
+    origin,
+    edge: e,
+    oursEdge: e,
+    stop: async () => void await Promise.all([e.stop(), origin.stop()]),
+  };
 }
 
 /** Waits until the edge knows the stream exists (ours: through the session registry). */
 export async function waitEdgeKnows(pair: RelayPair, path: string): Promise<void> {
   if (!pair.oursEdge) return;
   const api = pair.oursEdge.api;
-  await until(async () => (await api.sessions()).some((s) => s.stream_path === path), 15_000, `edge to know ${path}`);
+  await until(
+    async () => (await api.sessions()).some((s) => s.stream_path === path),
+    15_000,
+    `edge to know ${path}`,
+  );
 }
 
 export interface HopResult {
   system: RelaySystem;
   protocol: Protocol;
+  /** Video frames seen by both players. */
   frames: number;
   p50: number;
   p99: number;
   max: number;
-  /** Absolute end-to-end context: the origin player's own p50 delay over its best frame. */
   note: string;
 }
 
@@ -89,53 +101,61 @@ function arrivals(p: Player): Map<number, number> {
   return m;
 }
 
-/** Hop delay over `windowS` for each protocol (pairs run side by side on one publisher). */
-export async function relayHop(
-  system: RelaySystem,
-  protocols: Protocol[],
-  windowS: number,
-  warmupS: number,
-): Promise<HopResult[]> {
-  const pair = await startRelayPair(system);
-  let pub: Proc | null = null;
+/** The stream bench/relay_latency.ts publishes (tests' ffmpeg helper), so both sides match. */
+export const LATENCY_STREAM = { path: "live/latency", fps: FPS, gop: FPS, size: "320x240" } as const;
+
+/** Publishes the relay_latency.ts stream with the tests' helper and registers the process. */
+export function publishLatencyStream(url: string): { stop(): Promise<unknown> } {
+  const p = publish(url, { seconds: 3600, fps: LATENCY_STREAM.fps, gop: LATENCY_STREAM.gop });
+  adopt("publisher-latency", p.pid, () => p.stop("SIGKILL"), p.done);
+  return { stop: () => p.stop("SIGKILL") };
+}
+
+/**
+ * nginx-rtmp's counterpart of bench/relay_latency.ts part (b), with the same stream and the same
+ * rule (both players read at once in this process; the first 2 s, the GOP burst, left out;
+ * video frames matched by timestamp), over RTMP since nginx-rtmp has no HTTP-FLV.
+ */
+export async function nginxHop(seconds: number): Promise<HopResult> {
+  const pair = await startRelayPair("nginx");
+  let pub: { stop(): Promise<unknown> } | null = null;
   const players: Player[] = [];
   try {
-    pub = publishFfmpeg(pair.origin.rtmpUrl(STREAM), `publisher-hop-${system}`);
-    await waitLive(targetFor(pair.origin, protocols[0]!));
-    await waitEdgeKnows(pair, STREAM);
+    pub = publishLatencyStream(pair.origin.rtmpUrl(LATENCY_STREAM.path));
+    await waitLive(targetFor(pair.origin, "rtmp", LATENCY_STREAM.path));
     const win: Window = { start: Infinity, end: -Infinity };
-    const pairs: [Protocol, Player, Player][] = [];
-    for (const proto of protocols) {
-      const [e] = await startPlayers(targetFor(pair.edge, proto), 1, { window: win, keepDts: true });
-      const [o] = await startPlayers(targetFor(pair.origin, proto), 1, { window: win, keepDts: true });
-      players.push(e!, o!);
-      pairs.push([proto, o!, e!]);
-    }
-    win.start = wallNow() + warmupS * 1000;
-    win.end = win.start + windowS * 1000;
-    await sleep(win.end - wallNow() + 300);
-    return pairs.map(([protocol, o, e]) => {
-      const ao = arrivals(o);
-      const extra: number[] = [];
-      for (const [dts, at] of arrivals(e)) {
-        const t = ao.get(dts);
-        if (t !== undefined) extra.push(at - t);
-      }
-      extra.sort((a, b) => a - b);
-      const err = o.stats.error ?? e.stats.error;
-      return {
-        system,
-        protocol,
-        frames: extra.length,
-        p50: percentile(extra, 0.5),
-        p99: percentile(extra, 0.99),
-        max: extra.length ? extra[extra.length - 1]! : NaN,
-        note: err ? `player error: ${err}` : extra.length < windowS * FPS * 0.9 ? "fewer frames than expected" : "",
-      };
+    const [o] = await startPlayers(targetFor(pair.origin, "rtmp", LATENCY_STREAM.path), 1, {
+      window: win,
+      keepDts: true,
     });
+    const [e] = await startPlayers(targetFor(pair.edge, "rtmp", LATENCY_STREAM.path), 1, {
+      window: win,
+      keepDts: true,
+    });
+    players.push(o!, e!);
+    win.start = wallNow() + 2000;
+    win.end = win.start + seconds * 1000;
+    await sleep(win.end - wallNow() + 300);
+    const ao = arrivals(o!);
+    const extra: number[] = [];
+    for (const [dts, at] of arrivals(e!)) {
+      const t = ao.get(dts);
+      if (t !== undefined) extra.push(at - t);
+    }
+    extra.sort((a, b) => a - b);
+    const err = o!.stats.error ?? e!.stats.error;
+    return {
+      system: "nginx",
+      protocol: "rtmp",
+      frames: extra.length,
+      p50: percentile(extra, 0.5),
+      p99: percentile(extra, 0.99),
+      max: extra.length ? extra[extra.length - 1]! : NaN,
+      note: err ? `player error: ${err}` : "",
+    };
   } finally {
     for (const p of players) p.close();
-    await pub?.stop(2000);
+    await pub?.stop();
     await pair.stop();
   }
 }
@@ -222,5 +242,3 @@ export async function relayThroughput(
     await pair.stop();
   }
 }
-
-export { startOurs };

@@ -111,12 +111,17 @@ export async function startOurs(o: OursOptions): Promise<Server & { httpUrl: str
   ], { cwd: ROOT });
   const httpUrl = `http://${host}:${httpPort}`;
   try {
-    await until(async () => {
-      if (!proc.isRunning()) throw new Error("exited");
-      const r = await fetch(`${httpUrl}/api/streams`);
-      await r.body?.cancel();
-      return r.ok;
-    }, 30_000, `our node ${o.label} to answer /api/streams`, 100);
+    await until(
+      async () => {
+        if (!proc.isRunning()) throw new Error("exited");
+        const r = await fetch(`${httpUrl}/api/streams`);
+        await r.body?.cancel();
+        return r.ok;
+      },
+      30_000,
+      `our node ${o.label} to answer /api/streams`,
+      100,
+    );
   } catch (e) {
     await proc.stop(500);
     throw new Error(`our node ${o.label} did not start: ${e}\n${proc.tail()}`);
@@ -183,12 +188,24 @@ ${o.pullFrom ? `      pull rtmp://${host}:${o.pullFrom}/live;\n` : ""}    }
 }
 `;
   await Deno.writeTextFile(`${dir}/nginx.conf`, conf);
-  const proc = spawn(`nginx-${o.label}`, "nginx", ["-p", dir, "-e", `${dir}/error.log`, "-c", `${dir}/nginx.conf`]);
+  const proc = spawn(`nginx-${o.label}`, "nginx", [
+    "-p",
+    dir,
+    "-e",
+    `${dir}/error.log`,
+    "-c",
+    `${dir}/nginx.conf`,
+  ]);
   try {
-    await until(async () => {
-      if (!proc.isRunning()) throw new Error("exited");
-      return await tcpOpen(host, rtmpPort) && childPids(proc.pid).length > 0;
-    }, 15_000, `nginx ${o.label} to listen`, 50);
+    await until(
+      async () => {
+        if (!proc.isRunning()) throw new Error("exited");
+        return await tcpOpen(host, rtmpPort) && childPids(proc.pid).length > 0;
+      },
+      15_000,
+      `nginx ${o.label} to listen`,
+      50,
+    );
   } catch (e) {
     await proc.stop(500);
     let err = "";
@@ -243,10 +260,15 @@ export async function startNms(o: { label: string }): Promise<Server> {
     env: { NMS_MODULE: `${NMS_DIR}/node_modules/node-media-server` },
   });
   try {
-    await until(async () => {
-      if (!proc.isRunning()) throw new Error("exited");
-      return await tcpOpen(host, rtmpPort) && await tcpOpen(host, httpPort);
-    }, 15_000, `NMS ${o.label} to listen`, 50);
+    await until(
+      async () => {
+        if (!proc.isRunning()) throw new Error("exited");
+        return await tcpOpen(host, rtmpPort) && await tcpOpen(host, httpPort);
+      },
+      15_000,
+      `NMS ${o.label} to listen`,
+      50,
+    );
   } catch (e) {
     await proc.stop(500);
     throw new Error(`NMS ${o.label} did not start: ${e}\n${proc.tail()}`);
@@ -333,14 +355,19 @@ export async function startClusterNode(o: {
 
 /** Waits until every node sees every other node Online. */
 export async function waitClusterFormed(nodes: OursNode[], timeoutMs = 20_000): Promise<void> {
-  await until(async () => {
-    for (const n of nodes) {
-      const seen = await n.api.servers();
-      for (const m of nodes) {
-        if (m === n) continue;
-        if (seen.find((s) => s.server_id === m.serverId)?.state !== "Online") return false;
+  await until(
+    async () => {
+      for (const n of nodes) {
+        const seen = await n.api.servers();
+        for (const m of nodes) {
+          if (m === n) continue;
+          if (seen.find((s) => s.server_id === m.serverId)?.state !== "Online") return false;
+        }
       }
-    }
-    return true;
-  }, timeoutMs, "the cluster to form", 100);
+      return true;
+    },
+    timeoutMs,
+    "the cluster to form",
+    100,
+  );
 }

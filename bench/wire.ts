@@ -222,7 +222,18 @@ export class RtmpChunkScanner {
     let s = this.#streams.get(csid);
     if (!s) {
       if (this.#streams.size > 64) throw new SyntaxError("RTMP: too many chunk streams");
-      s = { ts: 0, delta: 0, len: 0, type: 0, sid: 0, ext: false, received: 0, collect: null, b0: -1, b1: -1 };
+      s = {
+        ts: 0,
+        delta: 0,
+        len: 0,
+        type: 0,
+        sid: 0,
+        ext: false,
+        received: 0,
+        collect: null,
+        b0: -1,
+        b1: -1,
+      };
       this.#streams.set(csid, s);
     }
     return s;
@@ -322,7 +333,8 @@ export class RtmpChunkScanner {
       this.onMedia(type, cs.ts, cs.b0, cs.b1);
     } else if (payload) {
       if (type === 1 && payload.byteLength >= 4) {
-        this.chunkSize = (((payload[0]! << 24) | (payload[1]! << 16) | (payload[2]! << 8) | payload[3]!) >>> 0) &
+        this.chunkSize =
+          (((payload[0]! << 24) | (payload[1]! << 16) | (payload[2]! << 8) | payload[3]!) >>> 0) &
           0x7fffffff;
       }
       this.onControl(type, cs.sid, cs.ts, payload);

@@ -9,9 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-// Pinned here, not in deno.json, so only this test pulls it (the lead may move it to "imports").
-// deno-lint-ignore no-import-prefix
-import { type BrowserContext, chromium, type Page } from "npm:playwright-core@1.65.2";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { startClusterNode } from "./helpers/cluster.ts";
 import { publish, readFlv } from "./helpers/media.ts";
 import { ARTIFACTS_DIR } from "./helpers/node.ts";

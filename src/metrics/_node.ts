@@ -31,7 +31,11 @@ export interface ClusterSource {
     /** Heartbeat round-trip times in ms by server_id. */
     readonly rtts: ReadonlyMap<string, number>;
   };
-  readonly relay: { sessions(): readonly { direction: string; state: string }[] } | null;
+  readonly relay: {
+    sessions(): readonly { direction: string; state: string }[];
+    /** Reconnects of pull relays since start, ended relays included. */
+    reconnectsTotal(): number;
+  } | null;
   readonly allocation: { readonly counters: { readonly allocations: number } };
   readonly redirect: { readonly counters: { readonly redirects: number; readonly decisions: number } };
 }
@@ -56,10 +60,6 @@ export function createNodeMetrics(
   const m = new MetricsRegistry();
   const byProtocol = PLAYER_PROTOCOLS.map((protocol) => ({ protocol }));
 
-  m.counter(
-    MetricNames.relayReconnects,
-    "Reconnect attempts of pull relays after the relay broke.",
-  );
   m.counter(
     MetricNames.playerConnects,
     "Players that started playing on this node, by protocol.",
@@ -137,6 +137,11 @@ function mediaFamilies(hub: StreamHub, cluster: ClusterSource | null, version: s
         value: relayed,
       }],
       ["source"],
+    ),
+    counter(
+      MetricNames.relayReconnects,
+      "Reconnect attempts of pull relays after the relay broke.",
+      cluster?.relay?.reconnectsTotal() ?? 0,
     ),
     counter(
       "streamcluster_bytes_in_total",

@@ -5,7 +5,7 @@
  * and awaits its exit on dispose, so `await using node = await startNode(...)` leaks nothing.
  */
 
-import { delay, TimeoutError, withTimeout } from "./wait.ts";
+import { delay, TimeoutError } from "./wait.ts";
 
 const ROOT_URL = new URL("../../", import.meta.url);
 /** Repository root (absolute). */
@@ -231,11 +231,21 @@ export async function startNode(overrides: object = {}, opts: StartNodeOptions =
   const wsBase = `ws://${host}:${httpPort}`;
 
   const streams = async (): Promise<StreamInfo[]> => {
-    const res = await withTimeout(fetch(`${httpUrl}/api/streams`), 5000, "GET /api/streams");
-    const body = await res.text();
-    if (!res.ok) throw new Error(`GET /api/streams: ${res.status} ${body}`);
-    const json = JSON.parse(body) as { code: number; data: { streams: StreamInfo[] } };
-    return json.data.streams;
+    // Abort (rather than abandon) a request that hangs, so no fetch outlives the test.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), 5000);
+    try {
+      const res = await fetch(`${httpUrl}/api/streams`, { signal: abort.signal });
+      const body = await res.text();
+      if (!res.ok) throw new Error(`GET /api/streams: ${res.status} ${body}`);
+      const json = JSON.parse(body) as { code: number; data: { streams: StreamInfo[] } };
+      return json.data.streams;
+    } catch (err) {
+      if (abort.signal.aborted) throw new TimeoutError("GET /api/streams timed out after 5000 ms");
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
   };
 
   for (;;) {

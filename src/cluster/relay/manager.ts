@@ -45,6 +45,7 @@ export class RelayManager implements RelayApi, AsyncDisposable {
   readonly server: RelayServer;
   readonly #offHub: (() => void)[] = [];
   readonly now: () => number = Date.now;
+  #endedReconnects = 0;
 
   constructor(
     readonly options: RelayManagerOptions,
@@ -87,6 +88,7 @@ export class RelayManager implements RelayApi, AsyncDisposable {
     this.#pulls.set(path, relay);
     this.log.info("relay starting", { stream: path });
     relay.done.finally(() => {
+      this.#endedReconnects += relay.reconnects;
       if (this.#pulls.get(path) === relay) this.#pulls.delete(path);
       this.#cancelRelease(path);
       // Players still waiting (e.g. the stream moved while we retried): try once more, but
@@ -212,6 +214,13 @@ export class RelayManager implements RelayApi, AsyncDisposable {
       last_frame_at: s.lastFrameAt,
     }));
     return [...pulls, ...served].sort((a, b) => a.stream_path.localeCompare(b.stream_path));
+  }
+
+  /** Reconnects of pull relays since start, ended relays included (a monotonic counter). */
+  reconnectsTotal(): number {
+    let n = this.#endedReconnects;
+    for (const r of this.#pulls.values()) n += r.reconnects;
+    return n;
   }
 
   count(): { total: number; active: number } {

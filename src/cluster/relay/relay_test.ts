@@ -706,7 +706,7 @@ Deno.test("relay: the origin unpublishing sends END; the edge stream ends after 
 });
 
 Deno.test("relay: released release_delay after the last player leaves", async () => {
-  const releaseDelayMs = 400;
+  const releaseDelayMs = 600;
   await using env = await relayPair({ edge: { releaseDelayMs } });
   env.source().start(20);
   const sub = await play(env.edgeHub, PATH);
