@@ -6,7 +6,7 @@
  */
 
 import { type Config, isWildcardHost, parseListenAddr, resolveIdentity } from "./config/mod.ts";
-import { buildHttpApp } from "./http/mod.ts";
+import { buildHttpApp, PlayerDroppedError } from "./http/mod.ts";
 import { errorMessage, type Logger, rootLogger } from "./log/mod.ts";
 import { StreamHub } from "./media/mod.ts";
 import { RtmpServer } from "./rtmp/mod.ts";
@@ -46,7 +46,9 @@ export async function startNode(config: Config, log: Logger = rootLogger): Promi
     port: httpAddr.port,
     onListen: () => {},
     onError: (err) => {
-      httpLog.warn("http request failed", { error: errorMessage(err) });
+      // A stalled or kicked player's response is ended with an error on purpose (already logged).
+      if (err instanceof PlayerDroppedError) httpLog.debug("player response aborted", { error: err.message });
+      else httpLog.warn("http request failed", { error: errorMessage(err) });
       return new Response("internal error", { status: 500 });
     },
   }, (req, info) => handler(req, info));

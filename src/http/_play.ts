@@ -12,6 +12,11 @@ import { flvHeader } from "../flv/mod.ts";
 import type { Logger } from "../log/mod.ts";
 import type { StreamHub, Subscriber } from "../media/mod.ts";
 
+/** The error a dropped player's HTTP response ends with. */
+export class PlayerDroppedError extends Error {
+  override name = "PlayerDroppedError";
+}
+
 const WS_MAX_BUFFERED = 2 * 1024 * 1024;
 const WS_DRAIN_POLL_MS = 20;
 
@@ -23,7 +28,7 @@ export function flvResponseStream(sub: Subscriber, hub: StreamHub, log: Logger):
         if (reason === "stalled" || reason === "kicked") {
           log.info("player dropped", { reason });
           try {
-            controller.error(new Error(`player ${reason}`));
+            controller.error(new PlayerDroppedError(`player ${reason}`));
           } catch {
             // already closed
           }
