@@ -1,4 +1,4 @@
-import { at, fourCcAt } from "./_read.ts";
+import { at, fourCcAt, skipModEx } from "./_read.ts";
 import { BitReader } from "./_bits.ts";
 
 export type AudioCodec =
@@ -101,17 +101,7 @@ export function inspectAudio(body: Uint8Array): AudioTagInfo {
 }
 
 function inspectEnhanced(body: Uint8Array, b0: number): AudioTagInfo {
-  let packetType = b0 & 0x0f;
-  let pos = 1;
-  while (packetType === AudioPacketType.ModEx) {
-    let size = at(body, pos++) + 1;
-    if (size === 256) {
-      size = ((at(body, pos) << 8) | at(body, pos + 1)) + 1;
-      pos += 2;
-    }
-    pos += size;
-    packetType = at(body, pos++) & 0x0f;
-  }
+  let { packetType, pos } = skipModEx(body, b0);
   const info: AudioTagInfo = { ...UNKNOWN, soundFormat: EX_HEADER, enhanced: true };
   if (packetType === AudioPacketType.Multitrack) {
     const b = at(body, pos++);

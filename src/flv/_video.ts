@@ -1,4 +1,4 @@
-import { at, fourCcAt, s24 } from "./_read.ts";
+import { at, fourCcAt, s24, skipModEx } from "./_read.ts";
 
 export type VideoCodec =
   | "h264"
@@ -122,17 +122,7 @@ function inspectLegacy(body: Uint8Array, b0: number): VideoTagInfo {
 
 function inspectEnhanced(body: Uint8Array, b0: number): VideoTagInfo {
   const frameType = (b0 >> 4) & 0x07;
-  let packetType = b0 & 0x0f;
-  let pos = 1;
-  while (packetType === VideoPacketType.ModEx) {
-    let size = at(body, pos++) + 1;
-    if (size === 256) {
-      size = ((at(body, pos) << 8) | at(body, pos + 1)) + 1;
-      pos += 2;
-    }
-    pos += size;
-    packetType = at(body, pos++) & 0x0f;
-  }
+  let { packetType, pos } = skipModEx(body, b0);
   const info: VideoTagInfo = { ...UNKNOWN, frameType, enhanced: true, packetType };
   if (packetType !== VideoPacketType.Metadata && frameType === VideoFrameType.Command) {
     info.command = true;
