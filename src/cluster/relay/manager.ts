@@ -169,9 +169,11 @@ export class RelayManager implements RelayApi, AsyncDisposable {
       path,
       setTimeout(() => {
         this.#releaseTimers.delete(path);
-        if (this.hub.playerCount(path) === 0 && !this.hub.hasWaiters(path)) {
-          relay.stop("released: no players");
-        }
+        if (this.hub.playerCount(path) > 0) return;
+        // Players still waiting for the stream: look again later. Once served they reschedule
+        // on leaving; if they give up waiting no event comes, so this timer must not lapse.
+        if (this.hub.hasWaiters(path)) this.#maybeScheduleRelease(path);
+        else relay.stop("released: no players");
       }, this.options.releaseDelayMs),
     );
   }

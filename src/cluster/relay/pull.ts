@@ -112,7 +112,7 @@ export class PullRelay {
         try {
           const outcome = await this.#attempt(origin.record, origin.peerCert, () => delivered = true);
           if (outcome !== "stopped" || this.#stopped) {
-            this.closeReason = outcome;
+            this.closeReason = this.#stopped ?? outcome;
             break;
           }
         } catch (err) {

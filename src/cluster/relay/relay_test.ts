@@ -89,6 +89,13 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   }
 }
 
+/** Rejects with a timeout error if `p` has not settled within `ms`. */
+async function withTimeoutMs<T>(p: Promise<T>, ms: number): Promise<T> {
+  const r = await within(p.then((v) => ({ v })), ms);
+  if (!r) throw new Error(`timed out after ${ms} ms`);
+  return r.v;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Synthetic media: AVC/AAC-shaped tags whose bodies carry a sequence number.
 
@@ -274,6 +281,8 @@ async function relayPair(o: PairOptions = {}) {
     answer: null as PullAnswer | null,
     /** What the registry says: the origin is up and has the stream. */
     originKnown: true,
+    /** How long the origin takes to answer relay/pull. */
+    pullDelayMs: 0,
   };
   // The one HTTP call pull.ts makes, routed straight into the origin manager.
   const client = {
@@ -286,7 +295,9 @@ async function relayPair(o: PairOptions = {}) {
         assert.equal(path, "relay/pull");
         const req = relayPullRequest.parse(body);
         pullRequests.push(req);
-        return Promise.resolve(schema.parse(state.answer ? state.answer(req) : origin.pull(req)));
+        const answer = () => schema.parse(state.answer ? state.answer(req) : origin.pull(req));
+        if (state.pullDelayMs > 0) return sleep(state.pullDelayMs).then(answer);
+        return Promise.resolve(answer());
       } catch (err) {
         return Promise.reject(err);
       }
@@ -754,6 +765,22 @@ Deno.test("relay: a player arriving inside the release window keeps the same rel
   assert.match(relay.closeReason, /released/);
 });
 
+Deno.test("relay: a relay whose only player gave up waiting before it went active is still released", async () => {
+  const releaseDelayMs = 100;
+  await using env = await relayPair({ edge: { releaseDelayMs } });
+  env.source().start(20);
+  env.state.pullDelayMs = 400; // a slow origin: the relay goes active after the player gave up
+  const player = await play(env.edgeHub, PATH, 250);
+  assert.equal(player, null, "the player gave up waiting");
+  const relay = env.edge.pullFor(PATH)!;
+  assert.ok(relay, "the relay it asked for is still starting");
+  await within(relay.done, 5000);
+  assert.equal(relay.state, "closed", `relay still ${relay.state} with no player`);
+  assert.match(relay.closeReason, /released/);
+  assert.equal(env.edgeHub.get(PATH), undefined);
+  await waitFor(() => env.served().length === 0, 2000, "origin side closed");
+});
+
 Deno.test("relay: severed mid-stream → the edge reconnects and players continue on a forward timeline", async () => {
   await using env = await relayPair({ edgeGraceMs: 5000, edge: { retryDelayMs: 100 } });
   // A stream that has been running for a while: timestamps far from 0.
@@ -900,6 +927,36 @@ Deno.test("quic: a wrong pinned certificate fails within the timeout, and the ne
   assert.equal(q.remotes.length, 0, "no stream reached the peer");
   const s = await q.a.openStream({ address: q.b.address, certPem: q.b.certPem }, 5000);
   assert.deepEqual(await echo(s, Uint8Array.of(1, 2, 3)), Uint8Array.of(1, 2, 3));
+});
+
+Deno.test("quic: abort() fails the holder's pending read at once and ends the stream at the peer", async () => {
+  await using q = await quicEndpoints();
+  const peerEnded = Promise.withResolvers<string>();
+  const peerWrites: Promise<unknown>[] = [];
+  q.b.onStream((s) => {
+    const w = s.writable.getWriter(); // held, like the origin's pump holds it
+    peerWrites.push(w.write(Uint8Array.of(1)));
+    const r = s.readable.getReader();
+    void (async () => {
+      try {
+        for (;;) if ((await r.read()).done) return peerEnded.resolve("done");
+      } catch {
+        peerEnded.resolve("error");
+      }
+    })();
+  });
+  const s = await q.a.openStream({ address: q.b.address, certPem: q.b.certPem }, 5000);
+  const w = s.writable.getWriter();
+  await w.write(Uint8Array.of(1, 2, 3));
+  const r = s.readable.getReader();
+  assert.deepEqual((await r.read()).value, Uint8Array.of(1));
+  const pending = r.read(); // nothing more will come from the peer
+  const t0 = performance.now();
+  s.abort("test");
+  await assert.rejects(withTimeoutMs(pending, 2000), /aborted/);
+  assert.ok(performance.now() - t0 < 1000, "the pending read failed at once");
+  await assert.rejects(w.write(Uint8Array.of(4)), "writes fail after abort");
+  assert.ok(await withTimeoutMs(peerEnded.promise, 3000), "the peer's read ended");
 });
 
 Deno.test("relay over QUIC in-process: headers, keyframe first, live frames, then END", async () => {

@@ -145,20 +145,22 @@ export class QuicTransport implements RelayTransport {
     if (existing) return existing;
     const { hostname, port } = splitAddr(peer.address);
     const trust = this.options.tls.caPem || peer.certPem;
-    const pending = withTimeout(
-      Deno.connectQuic({
-        hostname,
-        port,
-        serverName: RELAY_SERVER_NAME,
-        alpnProtocols: [ALPN],
-        caCerts: trust ? [trust] : [],
-        endpoint: this.#endpoint,
-        zeroRtt: false,
-        maxIdleTimeout: this.options.idleTimeoutMs,
-        keepAliveInterval: Math.max(250, Math.floor(this.options.idleTimeoutMs / 4)),
-      }),
-      timeoutMs,
-      `quic connect to ${peer.address}`,
+    const connecting = Deno.connectQuic({
+      hostname,
+      port,
+      serverName: RELAY_SERVER_NAME,
+      alpnProtocols: [ALPN],
+      caCerts: trust ? [trust] : [],
+      endpoint: this.#endpoint,
+      zeroRtt: false,
+      maxIdleTimeout: this.options.idleTimeoutMs,
+      keepAliveInterval: Math.max(250, Math.floor(this.options.idleTimeoutMs / 4)),
+    });
+    const pending = withTimeout(connecting, timeoutMs, `quic connect to ${peer.address}`);
+    // A handshake that completes after the timeout would leave a connection nobody uses,
+    // kept alive by keep-alives for ever: close it.
+    pending.catch(() =>
+      connecting.then((c) => c.close({ closeCode: 1, reason: "connect timed out" }), () => {})
     );
     this.#conns.set(peer.address, pending);
     pending.then((conn) => {
