@@ -3,7 +3,8 @@
  * real players (the in-process HTTP-FLV reader, and ffprobe).
  *
  * 1. SIGKILL of an origin while edges serve its stream: detection, cluster-wide cleanup,
- *    players ended cleanly, no connection left to the dead node.
+ *    players ended cleanly, no connection left to the dead node. Then the same crash with the
+ *    publisher moving to a backup node at once: edge players continue without a retry wait.
  * 2. A publisher leaves and comes back (same origin, then another node): players on an edge
  *    and on the first origin stay connected, get the new headers, and a timeline that only
  *    moves forward.
@@ -257,7 +258,7 @@ class ProbePlayer {
   readonly proc: ToolProcess;
   exited = false;
 
-  constructor(url: string, wrap: string[] = []) {
+  constructor(url: string) {
     const args = [
       "-hide_banner",
       "-v",
@@ -268,8 +269,7 @@ class ProbePlayer {
       "csv=p=0",
       url,
     ];
-    const [cmd, ...prefix] = [...wrap, FFPROBE];
-    this.proc = spawnTool(cmd!, [...prefix, ...args]);
+    this.proc = spawnTool(FFPROBE, args);
     this.proc.done.finally(() => this.exited = true);
   }
 
@@ -481,9 +481,11 @@ Deno.test("failover: origin killed, publisher moves to another node at once — 
     const firstTag = player.videoSince(tKill)[0]!;
     report("backup.first_frame_after_kill_ms", first - tKill);
     report("backup.first_frame_after_backup_accepted_ms", firstTag.wall - Date.parse(live.started_at));
+    // Typically < 0.1 s. A relay that sat out retry_delay after being re-pointed would show
+    // >= 1.5 s here (woken only by the backup's codec refresh, or by o1 going Offline at 5 s).
     assert.ok(
-      firstTag.wall - Date.parse(live.started_at) < retryDelay * 1000,
-      "the re-pointed relay waited for retry_delay before pulling from the new origin",
+      firstTag.wall - Date.parse(live.started_at) < 1000,
+      "the re-pointed relay waited (retry_delay) before pulling from the new origin",
     );
     await player.framesAfter(tKill, 50, 20_000, "from the backup node");
     assert.ok(!player.finished, `player ended (${player.error ?? "EOF"})`);
@@ -522,10 +524,10 @@ Deno.test("failover: a publisher that stops sending (TCP still open) is dropped 
     else await client.sendAudio(sid, t.timestamp, t.data);
   }
   const lastMedia = performance.now();
-  const live = await waitFor(async () => (await node.stream(path)) ?? null, 5000, {
-    message: "half-open stream live",
+  // Live, with the codec read from the sequence header it sent (the frames were processed).
+  await waitFor(async () => (await node.stream(path))?.video.codec === "h264", 5000, {
+    message: "half-open stream live with its H.264 header",
   });
-  assert.equal(live.video.codec, "h264");
 
   await waitFor(async () => (await node.stream(path)) === undefined, idle * 1000 + 1000 + SLACK_MS + 2000, {
     intervalMs: 25,
@@ -647,7 +649,8 @@ Deno.test("failover: publisher republishes to the same origin, then to another n
       const worst = assertTimeline(p.tags, p.who);
       report(`republish.max_dts_step_ms.${p.who}`, worst);
       const headers = p.tags.filter((x) => x.video?.sequenceHeader);
-      assert.equal(headers.length, 3, `${p.who}: ${headers.length} video sequence headers, expected 3`);
+      // One per publisher session (a relay reconnect on a loaded machine may add one).
+      assert.ok(headers.length >= 3, `${p.who}: ${headers.length} video sequence headers, expected 3`);
     }
     const probed = await probe.stop();
     const video = probed.packets.filter((x) => x.type === "video");
