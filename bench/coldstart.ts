@@ -5,8 +5,10 @@
  * first coded video frame and to the first key frame. The two differ for nginx-rtmp, which has
  * no GOP cache and starts a player mid-GOP; our node starts every player on a key frame.
  * Between tries the edge lets go of its relay: ours runs with `cluster.relay.release_delay:
- * 0.2` and is polled until it reports no relay; nginx-rtmp closes an on-demand pull when the
- * last player leaves (we wait 0.5 s). Tries are spread over the GOP by a 137 ms pause.
+ * 0.2` and is polled until it lists no relay for the stream; nginx-rtmp closes an on-demand
+ * pull when the last player leaves (we wait 0.5 s). Each request waits a random part of a GOP
+ * first: without it, every try would start right after the previous one's key frame and
+ * nginx-rtmp (no GOP cache) would always wait a whole GOP.
  */
 
 import { type Protocol, startPlayers } from "./players.ts";
@@ -67,43 +69,67 @@ function stats(rs: { key: number; any: number }[]): ColdStats {
   };
 }
 
-/** Waits until the edge carries no relay any more. */
-async function released(pair: RelayPair): Promise<void> {
+/** Waits until the edge carries no relay for `path` any more. */
+async function released(pair: RelayPair, path: string): Promise<void> {
   if (pair.oursEdge) {
     const api = pair.oursEdge.api;
-    await until(async () => (await api.relayCount()) === 0, 5000, "edge relay released", 20).catch(() => {});
+    await until(
+      async () => !(await api.relaySessions()).some((r) => r.stream_path === path),
+      5000,
+      "edge relay released",
+      20,
+    ).catch(() => {});
   } else {
     await sleep(500);
   }
 }
 
-export async function coldStart(system: RelaySystem, protocol: Protocol, tries: number): Promise<ColdResult> {
+/**
+ * `tries` tries spread over `lanes` streams published at once (each lane plays its own stream,
+ * sequentially); in each try the edge and the origin player start concurrently, each after a
+ * random pause of up to one GOP so that requests land at every point of the GOP.
+ */
+export async function coldStart(
+  system: RelaySystem,
+  protocol: Protocol,
+  tries: number,
+  lanes = 3,
+): Promise<ColdResult> {
   const pair = await startRelayPair(system, 0.2);
-  let pub: { stop(): Promise<unknown> } | null = null;
+  const pubs: { stop(): Promise<unknown> }[] = [];
   try {
-    const path = LATENCY_STREAM.path;
-    pub = publishLatencyStream(pair.origin.rtmpUrl(path));
-    await waitLive(targetFor(pair.origin, protocol, path));
+    const paths = Array.from({ length: lanes }, (_, i) => `${LATENCY_STREAM.path}${i + 1}`);
+    for (const p of paths) pubs.push(publishLatencyStream(pair.origin.rtmpUrl(p)));
+    await Promise.all(paths.map((p) => waitLive(targetFor(pair.origin, protocol, p))));
     if (pair.oursEdge) {
       const api = pair.oursEdge.api;
       await until(
-        async () => (await api.sessions()).some((s) => s.stream_path === path),
+        async () => {
+          const known = await api.sessions();
+          return paths.every((p) => known.some((s) => s.stream_path === p));
+        },
         15_000,
-        "edge knows",
+        "edge knows the streams",
       );
     }
+    const gopMs = (1000 * LATENCY_STREAM.gop) / LATENCY_STREAM.fps;
     const edge: { key: number; any: number }[] = [];
     const origin: { key: number; any: number }[] = [];
     const errors = new Set<string>();
-    for (let i = 0; i < tries; i++) {
-      await released(pair);
-      const e = await once(pair.edge, protocol, path);
-      const o = await once(pair.origin, protocol, path);
-      edge.push(e);
-      origin.push(o);
-      for (const err of [e.err, o.err]) if (err && err !== "closed") errors.add(err);
-      await sleep(137);
-    }
+    let next = 0;
+    await Promise.all(paths.map(async (path) => {
+      while (next < tries) {
+        next++;
+        await released(pair, path);
+        const [e, o] = await Promise.all([
+          sleep(Math.random() * gopMs).then(() => once(pair.edge, protocol, path)),
+          sleep(Math.random() * gopMs).then(() => once(pair.origin, protocol, path)),
+        ]);
+        edge.push(e);
+        origin.push(o);
+        for (const err of [e.err, o.err]) if (err && err !== "closed") errors.add(err);
+      }
+    }));
     return {
       system,
       protocol,
@@ -113,7 +139,7 @@ export async function coldStart(system: RelaySystem, protocol: Protocol, tries: 
       note: [...errors].slice(0, 3).join("; "),
     };
   } finally {
-    await pub?.stop();
+    await Promise.all(pubs.map((p) => p.stop()));
     await pair.stop();
   }
 }

@@ -60,6 +60,10 @@ export interface FanoutResult {
   starved: number;
   readerCores: number;
   readerSaturated: boolean;
+  /** Busy cores of the whole machine over the window (server + players + kernel + anything else). */
+  machineCores: number;
+  /** Frames the server itself skipped for slow players (ours only: /metrics), NaN when unknown. */
+  serverDropped: number;
   workers: number;
   errors: string[];
 }
@@ -204,6 +208,20 @@ export async function measureWindow(
   }
 }
 
+/** Our node's count of frames skipped for slow players (Prometheus text at /metrics). */
+async function droppedFrames(server: Server): Promise<number> {
+  if (server.kind !== "ours" || server.httpPort === null) return NaN;
+  try {
+    const r = await fetch(`http://${server.host}:${server.httpPort}/metrics`, {
+      signal: AbortSignal.timeout(5000),
+    });
+    const m = /^streamcluster_frames_dropped_total(?:\{[^}]*\})? (\d+)/m.exec(await r.text());
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 export async function runFanoutLevel(
   kind: ServerKind,
   protocol: Protocol,
@@ -235,6 +253,8 @@ export async function runFanoutLevel(
     starved: NaN,
     readerCores: NaN,
     readerSaturated: false,
+    machineCores: NaN,
+    serverDropped: NaN,
     workers: 0,
     errors: [],
   };
@@ -247,7 +267,9 @@ export async function runFanoutLevel(
     await waitLive(target);
     await sleep(500);
     const before = usageOf(server.pids());
+    const d0 = await droppedFrames(server);
     const m = await measureWindow(label, target, n, o, server.pids);
+    const d1 = await droppedFrames(server);
     const s = m.summary;
     const win = (m.end - m.start) / 1000;
     const cpu = m.u1.cpu - m.u0.cpu;
@@ -274,6 +296,8 @@ export async function runFanoutLevel(
       starved: s.starved,
       readerCores,
       readerSaturated: readerCores >= 0.9,
+      machineCores: (m.u1.machine - m.u0.machine) / win,
+      serverDropped: d1 - d0,
       workers: m.workers,
       errors: s.errors,
     };

@@ -8,7 +8,18 @@
 
 export const ROOT: string = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 export const RESULTS_DIR = `${ROOT}/bench/results`;
-export const LOG_DIR = `${RESULTS_DIR}/logs`;
+/** Per-process logs of the current run (emptied when a run starts; quick runs keep their own). */
+export const LOG_DIR = `${RESULTS_DIR}/${Deno.env.get("BENCH_QUICK") === "1" ? "logs-quick" : "logs"}`;
+
+/** Empties LOG_DIR (called once at the start of a run). */
+export function resetLogs(): void {
+  try {
+    Deno.removeSync(LOG_DIR, { recursive: true });
+  } catch {
+    // none yet
+  }
+  Deno.mkdirSync(LOG_DIR, { recursive: true });
+}
 const PID_FILE = `${RESULTS_DIR}/.pids`;
 
 let clkTck = 100;
@@ -60,9 +71,24 @@ export function childPids(pid: number): number[] {
   return out;
 }
 
+/** Busy CPU seconds of the whole machine so far (all CPUs; /proc/stat minus idle and iowait). */
+export function machineBusySeconds(): number {
+  try {
+    const line = Deno.readTextFileSync("/proc/stat").split("\n")[0]!;
+    const v = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is already in user)
+    const busy = v[0]! + v[1]! + v[2]! + v[5]! + v[6]! + v[7]!;
+    return busy / clkTck;
+  } catch {
+    return NaN;
+  }
+}
+
 export interface Usage {
   cpu: number;
   rssKiB: number;
+  /** Busy seconds of the whole machine (see `machineBusySeconds`). */
+  machine: number;
 }
 
 export function usageOf(pids: number[]): Usage {
@@ -73,7 +99,7 @@ export function usageOf(pids: number[]): Usage {
     if (Number.isFinite(c)) cpu += c;
     if (Number.isFinite(r)) rss += r;
   }
-  return { cpu, rssKiB: rss };
+  return { cpu, rssKiB: rss, machine: machineBusySeconds() };
 }
 
 export interface Proc {

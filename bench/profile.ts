@@ -80,16 +80,34 @@ function shortUrl(url: string): string {
   return i >= 0 ? url.slice(i) : url || "(native)";
 }
 
+export const Area = {
+  ours: "our code (src/)",
+  streams: "web streams (ReadableStream machinery, ext:deno_web)",
+  http: "Deno.serve HTTP (ext:deno_http)",
+  core: "event loop, promises, resources (ext:core)",
+  runtime: "other Deno runtime JS (ext:)",
+  ops: "Deno ops (native calls from JS: socket reads/writes, ...)",
+  deps: "npm dependencies",
+  gc: "garbage collector",
+  program: "V8/native (program)",
+  native: "native (other)",
+  idle: "idle",
+} as const;
+
 function area(fn: string, url: string): string {
   if (!url) {
-    if (fn === "(garbage collector)") return "GC";
-    if (fn === "(idle)") return "idle";
-    if (fn === "(program)") return "V8/native (program)";
-    return "native";
+    if (fn === "(garbage collector)") return Area.gc;
+    if (fn === "(idle)") return Area.idle;
+    if (fn === "(program)") return Area.program;
+    if (fn.startsWith("op_")) return Area.ops;
+    return Area.native;
   }
-  if (url.includes("/main/src/") || url.endsWith("/main/main.ts")) return "our code (src/)";
-  if (url.includes("node_modules") || url.includes("npm")) return "npm dependencies";
-  return "Deno runtime (ext:)";
+  if (url.includes("/main/src/") || url.endsWith("/main/main.ts")) return Area.ours;
+  if (url.includes("node_modules") || url.includes("npm")) return Area.deps;
+  if (url.includes("06_streams")) return Area.streams;
+  if (url.includes("deno_http") || url.includes("ext:http")) return Area.http;
+  if (url.startsWith("ext:core")) return Area.core;
+  return Area.runtime;
 }
 
 export function summarizeProfile(
@@ -124,7 +142,7 @@ export function summarizeProfile(
   return { top: list.slice(0, top), byArea: areas };
 }
 
-/** Profiles our node with `players` players of `protocol` for `seconds`. */
+/** Profiles our node with `players` players of `protocol` for `seconds` (after 2 s of warm-up). */
 export async function profileOurs(
   protocol: Protocol,
   players: number,

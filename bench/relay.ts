@@ -170,6 +170,8 @@ export interface ThroughputResult {
   edgeCores: number;
   originCores: number;
   edgeRssMiB: number;
+  /** Streams one edge core could carry at this level's CPU per stream (extrapolated). */
+  streamsPerEdgeCore: number;
   allOnTime: boolean;
   note: string;
 }
@@ -192,8 +194,8 @@ export async function relayThroughput(
   try {
     const paths = Array.from({ length: kmax }, (_, i) => `live/relay${i + 1}`);
     for (const p of paths) pubs.push(publishFfmpeg(pair.origin.rtmpUrl(p), `publisher-${system}-${p}`));
-    for (const p of paths) await waitLive(targetFor(pair.origin, "rtmp", p));
-    for (const p of paths) await waitEdgeKnows(pair, p);
+    await Promise.all(paths.map((p) => waitLive(targetFor(pair.origin, "rtmp", p))));
+    await Promise.all(paths.map((p) => waitEdgeKnows(pair, p)));
     for (const k of ks) {
       const win: Window = { start: Infinity, end: -Infinity };
       const players: Player[] = [];
@@ -224,6 +226,7 @@ export async function relayThroughput(
           edgeCores: (e1.cpu - e0.cpu) / windowS,
           originCores: (o1.cpu - o0.cpu) / windowS,
           edgeRssMiB: e1.rssKiB / 1024,
+          streamsPerEdgeCore: k / ((e1.cpu - e0.cpu) / windowS),
           allOnTime: s.late === 0 && delivered > 0.97 && s.started === k,
           note: s.errors.join("; "),
         });

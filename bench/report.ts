@@ -52,15 +52,16 @@ function has<T>(v: unknown, k: string): v is T {
 
 type Get = (server: string, protocol: string, n: number) => FanoutResult | undefined;
 
-/** A level counts for comparisons when it ran and was not saturated. */
-function usable(r: FanoutResult | undefined): r is FanoutResult {
-  return !!r && r.status === "ok" && r.delivered >= 0.5 && r.lateShare <= 0.5;
+/** Healthy: every player started and kept up (≤ 5 % late frames, ≥ 95 % delivered). */
+export function healthy(r: FanoutResult | undefined): r is FanoutResult {
+  return !!r && r.status === "ok" && r.started === r.n && r.dropped === 0 && r.delivered >= 0.95 &&
+    r.lateShare <= 0.05;
 }
 
 /** The largest N at which both servers have usable numbers. */
 function commonN(get: Get, levels: number[], protocol: string, a: string, b: string): number | null {
   let best: number | null = null;
-  for (const n of levels) if (usable(get(a, protocol, n)) && usable(get(b, protocol, n))) best = n;
+  for (const n of levels) if (healthy(get(a, protocol, n)) && healthy(get(b, protocol, n))) best = n;
   return best;
 }
 
@@ -88,13 +89,16 @@ function fanoutTable(res: Results, protocol: string, servers: string[], get: Get
         continue;
       }
       if (r.status !== "ok") {
-        rows.push([String(n), NAMES[s]!, `failed: ${r.note.slice(0, 120)}`, "", "", "", "", "", "", ""]);
+        rows.push([String(n), NAMES[s]!, `failed: ${r.note.slice(0, 120)}`, "", "", "", "", "", "", "", ""]);
         continue;
       }
       const notes = [
         r.started < n ? `${n - r.started} players failed to start` : "",
         r.dropped ? `${r.dropped} players dropped` : "",
         r.readerSaturated ? `reader saturated (${f(r.readerCores, 2)} cores)` : "",
+        r.machineCores >= 0.95 * res.machine.nproc ? "machine saturated" : "",
+        r.serverDropped > 0 ? `server skipped ${r.serverDropped} frames for slow players` : "",
+        r.delivered > 1.03 ? "players still catching up on the start-up burst" : "",
         r.note,
       ].filter(Boolean).join("; ");
       rows.push([
@@ -102,6 +106,7 @@ function fanoutTable(res: Results, protocol: string, servers: string[], get: Get
         NAMES[s]!,
         f(r.cpuPerPlayerS * 1000, 3),
         f(r.serverCores, 2),
+        f(r.machineCores, 2),
         f(r.egressMbps, 0),
         f(r.rssPerPlayerKiB, 0),
         pct(r.lateShare),
@@ -116,6 +121,7 @@ function fanoutTable(res: Results, protocol: string, servers: string[], get: Get
     "server",
     "CPU ms / player-s",
     "server cores",
+    "machine cores",
     "egress Mbit/s",
     "RSS KiB / player",
     "late frames",
@@ -133,7 +139,7 @@ function ratioTable(res: Results, get: Get): string {
       const o = get("ours", protocol, n);
       const t = get(peer, protocol, n);
       if (!o || !t || o.status !== "ok" || t.status !== "ok") continue;
-      const flag = !usable(o) || !usable(t) ? " (saturated)" : "";
+      const flag = !healthy(o) || !healthy(t) ? " (one side not healthy)" : "";
       rows.push([
         protocol.toUpperCase(),
         NAMES[peer]! + flag,
@@ -156,6 +162,116 @@ function ratioTable(res: Results, get: Get): string {
     "egress, ours/theirs",
     "late frames, ours vs theirs",
   ], rows);
+}
+
+/** Node-Media-Server's bursty delivery, when the run shows it (its delay p99 at healthy levels). */
+function nmsCaveat(res: Results): string {
+  const nms = res.fanout.filter((r) => r.server === "nms" && healthy(r));
+  const ours = res.fanout.filter((r) => r.server === "ours" && healthy(r));
+  if (!nms.length) return "";
+  const nmsMin = Math.min(...nms.map((r) => r.delayP99));
+  if (!(nmsMin > 200)) return "";
+  const oursMax = ours.length ? Math.max(...ours.filter((r) => r.n <= 1000).map((r) => r.delayP99)) : NaN;
+  return `**Node-Media-Server delivers in bursts.** At every healthy level its players' delay p99 is ≥ ${
+    f(nmsMin, 0)
+  } ms (ours: ≤ ${f(oursMax, 0)} ms up to N=1000): it hands each player several frames at once every
+~0.15–0.3 s (a one-off check with a TypeScript publisher instead of ffmpeg showed the same bursts, so it is not the
+publisher), and it corks player sockets until the next tick, so it pays the per-write costs once per burst instead of once per
+frame. Its CPU per player-second is therefore bought with ~0.3–0.4 s of extra, jittery latency; at equal latency
+the comparison would look different. Lateness (> ${res.params.fanout.lateMs} ms) does not catch bursts this short.
+
+`;
+}
+
+/** Where we use more CPU or memory per player than a peer, from the fan-out numbers. */
+function lossNote(res: Results, get: Get): string {
+  const lines: string[] = [];
+  for (const [protocol, peer] of [["http-flv", "nms"], ["rtmp", "nginx"], ["rtmp", "nms"]] as const) {
+    const n = commonN(get, res.params.levels, protocol, "ours", peer);
+    if (n === null) continue;
+    const o = get("ours", protocol, n)!;
+    const t = get(peer, protocol, n)!;
+    const cpu = o.cpuPerPlayerS / t.cpuPerPlayerS;
+    const mem = o.rssPerPlayerKiB / t.rssPerPlayerKiB;
+    const bits: string[] = [];
+    if (cpu > 1.05) bits.push(`${cpu.toFixed(2)}× the CPU per player-second`);
+    if (mem > 1.05) {
+      bits.push(
+        `${mem.toFixed(1)}× the memory per player (${f(o.rssPerPlayerKiB, 0)} vs ${
+          f(t.rssPerPlayerKiB, 0)
+        } KiB)`,
+      );
+    }
+    if (bits.length) {
+      lines.push(`- ${protocol.toUpperCase()}, N=${n}: ours uses ${bits.join(" and ")} of ${NAMES[peer]}.`);
+    }
+  }
+  const hop = (res.relayLatency as RelayLatencyJson | null)?.relay_hop_extra_delay_ms?.video_tags;
+  const nh = res.nginxHop;
+  if (hop && has<HopResult>(nh, "p99") && hop.p99 > 1.5 * nh.p99) {
+    lines.push(
+      `- Relay hop: ours adds ${f(hop.p50, 2)} ms p50 / ${
+        f(hop.p99, 2)
+      } ms p99 (QUIC relay, HTTP-FLV out), nginx-rtmp's pull edge ${f(nh.p50, 2)} / ${
+        f(nh.p99, 2)
+      } ms (RTMP pull over TCP).`,
+    );
+  }
+  const tp = ((res.throughput as ThroughputResult[] | null) ?? []).filter((t) =>
+    has<ThroughputResult>(t, "streams")
+  );
+  const kmax = Math.max(0, ...tp.map((t) => t.streams));
+  const to = tp.find((t) => t.system === "ours" && t.streams === kmax);
+  const tn = tp.find((t) => t.system === "nginx" && t.streams === kmax);
+  if (to && tn && to.edgeCores > 1.5 * tn.edgeCores) {
+    lines.push(
+      `- Relay edge CPU at ${kmax} streams: ours ${f(to.edgeCores, 2)} cores, nginx-rtmp ${
+        f(tn.edgeCores, 2)
+      } ` +
+        `(${f(to.edgeCores / Math.max(tn.edgeCores, 1e-9), 1)}×).`,
+    );
+  }
+  return lines.length
+    ? `Where we lose (fan-out: largest level where both sides were healthy):\n\n${lines.join("\n")}`
+    : "We did not use more CPU or memory per player than a peer at any level where both were healthy.";
+}
+
+/** The highest healthy N per server/protocol. */
+function capacityTable(res: Results, get: Get): string {
+  const rows: string[][] = [];
+  for (
+    const [s, p] of [["ours", "http-flv"], ["nms", "http-flv"], ["ours", "rtmp"], ["nginx", "rtmp"], [
+      "nms",
+      "rtmp",
+    ]]
+  ) {
+    if (!res.fanout.some((r) => r.server === s && r.protocol === p)) continue;
+    let best: FanoutResult | undefined;
+    let firstBad: FanoutResult | undefined;
+    for (const n of res.params.levels) {
+      const r = get(s!, p!, n);
+      if (healthy(r)) best = r;
+      else if (r && !firstBad) firstBad = r;
+    }
+    const why = firstBad
+      ? firstBad.status !== "ok"
+        ? `N=${firstBad.n}: failed`
+        : `N=${firstBad.n}: ${pct(firstBad.lateShare)} late, ${pct(firstBad.delivered)} delivered, ${
+          firstBad.n - firstBad.started
+        } not started; server ${f(firstBad.serverCores, 2)} cores, machine ${f(firstBad.machineCores, 2)}`
+      : "";
+    rows.push([
+      p!.toUpperCase(),
+      NAMES[s!]!,
+      best ? String(best.n) : "none",
+      best ? f(best.serverCores, 2) : "–",
+      why,
+    ]);
+  }
+  return table(
+    ["protocol", "server", "highest healthy N", "server cores there", "first level that was not"],
+    rows,
+  );
 }
 
 export function renderReport(res: Results): string {
@@ -192,12 +308,42 @@ from that run; bench/results/latest.json (git-ignored) has them all, with each p
   rows.push(["fan-out: players per CPU ≥ 2× Node-Media-Server (HTTP-FLV)", nh!, nhv!]);
   const [nr, nrv] = fanoutTarget("rtmp", "nms", 2);
   rows.push(["fan-out: players per CPU ≥ 2× Node-Media-Server (RTMP)", nr!, nrv!]);
+  const maxHealthy = (s: string, p: string) => {
+    let best = 0;
+    for (const n of res.params.levels) if (healthy(get(s, p, n))) best = n;
+    return best;
+  };
+  for (
+    const [p, peer, factor] of [["rtmp", "nginx", 1], ["http-flv", "nms", 2], ["rtmp", "nms", 2]] as const
+  ) {
+    if (!res.fanout.some((r) => r.server === peer && r.protocol === p)) continue;
+    const o = maxHealthy("ours", p);
+    const t = maxHealthy(peer, p);
+    const top = Math.max(...res.params.levels);
+    rows.push([
+      `(capacity) highest healthy level ≥ ${factor === 1 ? "" : `${factor}× `}${
+        NAMES[peer]
+      }'s (${p.toUpperCase()})`,
+      `${o || "none"} vs ${t || "none"} players (levels ${res.params.levels.join("/")})`,
+      o === 0
+        ? "not met"
+        : o >= factor * t
+        ? "met"
+        : o === top && t >= top / factor
+        ? "not measurable (top level reached)"
+        : "not met",
+    ]);
+  }
   const rl = res.relayLatency as RelayLatencyJson | null;
   const hop = rl?.relay_hop_extra_delay_ms?.video_tags;
   if (hop) {
     rows.push([
       "relay hop: p99 extra delay < 5 ms (loopback)",
-      `p99 ${f(hop.p99, 2)} ms (p50 ${f(hop.p50, 2)})`,
+      `p99 ${f(hop.p99, 2)} ms (p50 ${f(hop.p50, 2)}); nginx-rtmp's hop: ${
+        has<HopResult>(res.nginxHop, "p99")
+          ? `p99 ${f((res.nginxHop as HopResult).p99, 2)} ms (p50 ${f((res.nginxHop as HopResult).p50, 2)})`
+          : "–"
+      }`,
       hop.p99 < 5 ? "met" : "not met",
     ]);
   } else rows.push(["relay hop: p99 extra delay < 5 ms (loopback)", "not measured", ""]);
@@ -251,6 +397,8 @@ then a ${w.windowS} s window:
   early and lateness up to 2 s would be invisible. **frames delivered** = video frames received in the window /
   (N × 25 × window): a server that skips frames to keep up shows it here, not as lateness. **delay p99**: of
   \`arrival − dts\` over each player's best, all window frames.
+- **machine cores**: busy time of the whole machine over the window (/proc/stat), i.e. server + players +
+  kernel + whatever else ran; at ${m.nproc} the level was limited by the machine.
 - A server/protocol stops at the first level where it is saturated (fewer than half of the frames delivered,
   more than half late, or players that cannot connect); the higher levels are then marked "not run".
   "reader saturated" marks a level whose player process used ≥ 0.9 of a core: its lateness may be the reader's.
@@ -266,6 +414,15 @@ ${fanoutTable(res, "http-flv", ["ours", "nms"], get)}
 ### RTMP
 
 ${fanoutTable(res, "rtmp", ["ours", "nginx", "nms"], get)}
+
+${nmsCaveat(res)}### Highest level each server kept up with
+
+"Healthy" = every player started and stayed, ≤ 5 % of video frames late, ≥ 95 % delivered. The levels are
+${res.params.levels.join(", ")} players, so the true limit lies between the healthy level and the next one.
+When the "machine" column of the failing level is near ${m.nproc}, the whole machine (server, player processes
+and the kernel's loopback TCP) was saturated, not necessarily the server.
+
+${capacityTable(res, get)}
 
 ### Ratios (ours / theirs, same N, same run)
 
@@ -320,6 +477,7 @@ ${ratioTable(res, get)}`);
         pct(t.delivered),
         f(t.delayP99, 0),
         f(t.edgeCores, 2),
+        f(t.streamsPerEdgeCore, 0),
         f(t.originCores, 2),
         t.allOnTime ? "yes" : "no",
         t.note,
@@ -351,8 +509,9 @@ timestamp, first 2 s left out.
 ${table(["system", "protocol", "video frames", "extra delay p50 ms", "p99 ms", "max ms"], hopRows)}
 
 **Throughput.** K streams of the 2 Mbit/s clip published to the origin, one RTMP player per stream on the edge
-(the edge pulls K relays), ${res.params.throughputWindowS} s window after 3 s of warm-up; late and delivered as in
-fan-out. "all on time" = every player started, no late frame, > 97 % of frames delivered.
+(the edge pulls K relays), ${res.params.throughputWindowS} s window after 2 s of warm-up; late and delivered as in
+fan-out. "all on time" = every player started, no late frame, > 97 % of frames delivered. "≈ streams per edge
+core" = K / edge cores: an extrapolation of how many such streams one edge core could pull, not a measurement.
 
 ${
     table(
@@ -364,6 +523,7 @@ ${
         "frames delivered",
         "delay p99 ms",
         "edge cores",
+        "≈ streams per edge core",
         "origin cores",
         "all on time",
         "notes",
@@ -430,9 +590,8 @@ stream is live locally. Ours over HTTP-FLV comes from \`bench/relay_latency.ts\`
 are measured by this harness with the same stream and loop (\`bench/coldstart.ts\`: ours with
 \`release_delay: 0.2\`, polled until the edge reports no relay; nginx-rtmp drops an on-demand pull when its last
 player leaves, 0.5 s allowed), from before the TCP connect to the first coded video frame and to the first key
-frame. nginx-rtmp has no GOP cache: it starts a player on whatever frame comes next, so its first frame is
-usually not decodable and the first key frame comes up to one GOP (1 s here) later; our node starts every player
-on the cached key frame.
+frame. nginx-rtmp has no GOP cache: a new player's video starts with the next key frame the publisher sends, up
+to one GOP (1 s here) later; our node starts every player on the cached key frame at once.
 
 ${
     table([
@@ -507,32 +666,51 @@ ${
   }
 
   // ---------------------------------------------------------------- profile
-  const pr = res.profile as ProfileResult | { error: string } | null;
-  if (has<ProfileResult>(pr, "top")) {
-    const busy = Object.entries(pr.byArea).filter(([k]) => k !== "idle").reduce((a, [, v]) => a + v, 0);
-    out.push(`## Where the time goes
+  const profiles = (Array.isArray(res.profile) ? res.profile : []) as (ProfileResult | {
+    protocol: string;
+    error: string;
+  })[];
+  if (profiles.length) {
+    const parts: string[] = [];
+    parts.push(`## Where the time goes
 
-Our node under the fan-out load (${pr.players} ${pr.protocol.toUpperCase()} players), sampled by V8's profiler
-for ${pr.seconds} s through the inspector (\`deno run --inspect\`, Chrome DevTools Protocol \`Profiler.start/stop\`;
-the inspector adds overhead, so these shares are not part of the numbers above). Self time, busy time only:
+${lossNote(res, get)}
+
+Our node was profiled under the fan-out load, one protocol at a time: V8's sampling profiler driven through the
+inspector (\`deno run --inspect\`, Chrome DevTools Protocol \`Profiler.start\`/\`stop\`), after 2 s of warm-up.
+The inspector adds some overhead, so these profiles are not part of the numbers above. Self time, as a share of
+busy (non-idle) time.`);
+    for (const pr of profiles) {
+      if (!has<ProfileResult>(pr, "top")) {
+        parts.push(`### ${pr.protocol.toUpperCase()}\n\nProfile failed: ${pr.error}`);
+        continue;
+      }
+      const busy = Object.entries(pr.byArea).filter(([k]) => k !== "idle").reduce((a, [, v]) => a + v, 0);
+      const areas = Object.entries(pr.byArea).filter(([k]) => k !== "idle").sort((a, b) => b[1] - a[1]);
+      parts.push(`### ${pr.protocol.toUpperCase()}: ${pr.players} players, ${pr.seconds} s
+
+${table(["area", "share of busy time"], areas.map(([k, v]) => [k, pct(v / busy)]))}
 
 ${
-      table(
-        ["area", "share of busy time"],
-        Object.entries(pr.byArea).filter(([k]) => k !== "idle").sort((a, b) => b[1] - a[1]).map((
-          [k, v],
-        ) => [k, pct(v / busy)]),
-      )
+        table(
+          ["function (self time)", "where", "self ms", "share"],
+          pr.top.slice(0, 12).map((e) => [`\`${e.fn}\``, e.where, f(e.selfMs, 0), pct(e.share)]),
+        )
+      }`);
     }
-
-${
-      table(
-        ["function", "where", "self ms", "share"],
-        pr.top.map((e) => [`\`${e.fn}\``, e.where, f(e.selfMs, 0), pct(e.share)]),
-      )
-    }`);
-  } else if (has<{ error: string }>(pr, "error")) {
-    out.push(`## Where the time goes\n\nProfile failed: ${pr.error}`);
+    parts.push(
+      `How the play paths are built (src/http/_play.ts, src/rtmp/_session.ts), which is what the profiles
+show: every frame goes to every player on its own — HTTP-FLV through one \`ReadableStream\` \`pull()\` that
+enqueues one pre-encoded FLV tag (\`highWaterMark: 1\`) and one write of Deno.serve's response body; RTMP through
+one awaited \`conn.write()\` of the frame's pre-encoded chunks. The bytes are shared, nothing is copied or re-encoded
+per player, but the fixed cost per write (promise resolution, op call into Rust, a syscall) is paid
+players × ~68 times a second (25 video + ~43 AAC frames). Writing whatever is queued for a player in one go (the
+subscriber queue already holds it) would divide that cost by the number of frames per write. On memory, each
+RTMP connection keeps a 64 KiB read buffer (\`READ_BUFFER_SIZE\` in src/rtmp/_session.ts) and a chunk reader whose
+queue starts at 64 KiB (src/rtmp/_chunk.ts → \`ByteQueue\`), although a player sends almost nothing after
+\`play\`; nginx-rtmp's per-connection buffers are a few KiB.`,
+    );
+    out.push(parts.join("\n\n"));
   }
 
   // ---------------------------------------------------------------- machine
@@ -553,8 +731,9 @@ ${
   }
 
 Reproduce: \`make bench\` (installs nginx + libnginx-mod-rtmp with apt-get and node-media-server@${v.nms} into
-.tools/bench/ when missing). \`BENCH_QUICK=1 make bench\` is a one-minute smoke run; \`BENCH_ONLY=fanout\`,
-\`BENCH_LEVELS=100,500\` and \`BENCH_SERVERS=ours,nginx\` narrow it. Logs of every process are in
+.tools/bench/ when missing). \`BENCH_QUICK=1 make bench\` is a two-minute smoke run (it writes
+bench/results/quick.json and BENCHMARKS.quick.md, never BENCHMARKS.md); \`BENCH_ONLY=fanout\`,
+\`BENCH_LEVELS=100,500\` and \`BENCH_SERVERS=ours,nginx\` narrow it. Logs of every process of the last run are in
 bench/results/logs/.`);
   return out.join("\n\n") + "\n";
 }

@@ -3,7 +3,7 @@
 #   - Deno, ffmpeg, ffprobe: .tools/ (the Makefile's `tools` target)
 #   - nginx + the RTMP module: Debian packages (apt-get), without starting the nginx service
 #   - node-media-server 2.x: npm, into .tools/bench/ (git-ignored)
-# BENCH_QUICK=1 runs a tiny version for smoke tests (report in bench/results/BENCHMARKS.quick.md).
+# BENCH_QUICK=1 runs a tiny version for smoke tests (bench/results/quick.json, BENCHMARKS.quick.md).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -326,6 +326,10 @@ export class ClusterApi {
   async sessions(): Promise<{ stream_path: string; origin_id: string }[]> {
     return (await this.get<{ sessions: { stream_path: string; origin_id: string }[] }>("sessions")).sessions;
   }
+  async relaySessions(): Promise<{ stream_path: string; direction?: string }[]> {
+    return (await this.get<{ sessions: { stream_path: string; direction?: string }[] }>("relay/sessions"))
+      .sessions;
+  }
   async relayCount(): Promise<number> {
     return (await this.get<{ relay_session_count: number }>("status/local")).relay_session_count;
   }
