@@ -10,12 +10,14 @@
 
 import { flvHeader } from "../flv/mod.ts";
 import type { Logger } from "../log/mod.ts";
-import type { StreamHub, Subscriber } from "../media/mod.ts";
+import type { MediaFrame, StreamHub, Subscriber } from "../media/mod.ts";
 
 /** The error a dropped player's HTTP response ends with. */
 export class PlayerDroppedError extends Error {
   override name = "PlayerDroppedError";
 }
+
+const encodedTag = (f: MediaFrame) => f.tag;
 
 const WS_MAX_BUFFERED = 2 * 1024 * 1024;
 const WS_DRAIN_POLL_MS = 20;
@@ -40,9 +42,12 @@ export function flvResponseStream(sub: Subscriber, hub: StreamHub, log: Logger):
         headerSent = true;
         controller.enqueue(flvHeader(true, true));
       }
+      // Everything queued goes out in this pull, each frame's shared tag as is (no copy).
+      let sent = false;
       for (;;) {
         const frame = sub.read();
         if (frame === undefined) {
+          if (sent) return;
           await sub.wait();
           continue;
         }
@@ -54,7 +59,7 @@ export function flvResponseStream(sub: Subscriber, hub: StreamHub, log: Logger):
         controller.enqueue(frame.tag);
         sub.bytesSent += frame.tag.byteLength;
         hub.stats.bytesOut += frame.tag.byteLength;
-        return;
+        sent = true;
       }
     },
     cancel() {
@@ -91,18 +96,18 @@ export function pumpWebSocket(socket: WebSocket, sub: Subscriber, hub: StreamHub
         await new Promise((r) => setTimeout(r, WS_DRAIN_POLL_MS));
         continue;
       }
-      const frame = sub.read();
-      if (frame === undefined) {
+      const bytes = sub.readBatch(encodedTag);
+      if (bytes === undefined) {
         await sub.wait();
         continue;
       }
-      if (frame === null) {
+      if (bytes === null) {
         finish("ended");
         return;
       }
-      socket.send(frame.tag);
-      sub.bytesSent += frame.tag.byteLength;
-      hub.stats.bytesOut += frame.tag.byteLength;
+      socket.send(bytes);
+      sub.bytesSent += bytes.byteLength;
+      hub.stats.bytesOut += bytes.byteLength;
     }
   };
   socket.onopen = () => {

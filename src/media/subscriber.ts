@@ -7,6 +7,7 @@
  * the hot path allocates nothing per frame.
  */
 
+import { concatBytes } from "../bytes/mod.ts";
 import type { MediaFrame } from "./frame.ts";
 import { TagType } from "./frame.ts";
 
@@ -134,6 +135,27 @@ export class Subscriber {
     this.#head = (this.#head + 1) % this.capacity;
     this.#count--;
     return frame;
+  }
+
+  /**
+   * Takes every queued frame (up to about `maxBytes`) as one buffer: the frame's own bytes
+   * when only one is queued (no copy), else their concatenation. A publisher's read often
+   * carries audio and video together, so transports pay one write (one syscall, one promise)
+   * for what arrived together instead of one per frame.
+   */
+  readBatch(encode: (f: MediaFrame) => Uint8Array, maxBytes = 256 * 1024): Uint8Array | null | undefined {
+    const first = this.read();
+    if (!first) return first;
+    const firstBytes = encode(first);
+    if (this.#count === 0) return firstBytes;
+    const parts = [firstBytes];
+    let total = firstBytes.byteLength;
+    while (this.#count > 0 && total < maxBytes) {
+      const bytes = encode(this.read()!);
+      parts.push(bytes);
+      total += bytes.byteLength;
+    }
+    return concatBytes(parts);
   }
 
   /** Resolves when a frame is queued or the subscriber closes. */

@@ -66,8 +66,9 @@ export class ChunkReader {
   bytesReceived = 0;
 
   constructor(readonly maxMessageSize: number) {
-    // Room for one full chunk of the largest allowed chunk size plus headers.
-    this.#queue = new ByteQueue(Math.max(maxMessageSize, 1 << 16) + 64);
+    // Room for one full chunk of the largest allowed chunk size plus headers; it starts small
+    // (a player sends next to nothing) and grows with what the peer actually sends.
+    this.#queue = new ByteQueue(Math.max(maxMessageSize, 1 << 16) + 64, 4096);
   }
 
   setChunkSize(size: number): void {

@@ -51,7 +51,8 @@ export interface RtmpSessionOptions {
 }
 
 const WINDOW_ACK_SIZE = 2_500_000;
-const READ_BUFFER_SIZE = 64 * 1024;
+// Players send next to nothing and publishers' reads still batch several messages at 16 KiB.
+const READ_BUFFER_SIZE = 16 * 1024;
 const MESSAGE_STREAM_ID = 1;
 
 /** RTMP chunks of a frame for players, encoded once per frame and shared by every player. */
@@ -80,9 +81,9 @@ export class RtmpSession {
   /** Runs the connection to its end; never throws. */
   async run(): Promise<void> {
     try {
-      const rest = await this.#handshake();
-      if (rest) this.#reader.push(rest, (m) => this.#onMessage(m));
       const buf = new Uint8Array(READ_BUFFER_SIZE);
+      const rest = await this.#handshake(buf);
+      if (rest) this.#reader.push(rest, (m) => this.#onMessage(m));
       while (!this.#closed) {
         const n = await this.conn.read(buf);
         if (n === null) break;
@@ -96,14 +97,13 @@ export class RtmpSession {
     }
   }
 
-  async #handshake(): Promise<Uint8Array | null> {
+  async #handshake(buf: Uint8Array): Promise<Uint8Array | null> {
     const timer = setTimeout(() => {
       this.log.warn("rtmp handshake timed out");
       this.close();
     }, this.#opts.handshakeTimeoutMs);
     try {
-      const q = new ByteQueue(2 * HANDSHAKE_SIZE + READ_BUFFER_SIZE);
-      const buf = new Uint8Array(READ_BUFFER_SIZE);
+      const q = new ByteQueue(2 * HANDSHAKE_SIZE + READ_BUFFER_SIZE, 2 * HANDSHAKE_SIZE);
       const fill = async (n: number) => {
         while (q.length < n) {
           const got = await this.conn.read(buf);
@@ -370,13 +370,12 @@ export class RtmpSession {
   async #playLoop(sub: Subscriber, streamId: number): Promise<void> {
     const hubStats = this.#opts.hub.stats;
     while (!this.#closed) {
-      const frame = sub.read();
-      if (frame === undefined) {
+      const bytes = sub.readBatch((f) => this.#encodeForPlay(f, streamId));
+      if (bytes === undefined) {
         await sub.wait();
         continue;
       }
-      if (frame === null) break;
-      const bytes = this.#encodeForPlay(frame, streamId);
+      if (bytes === null) break;
       await this.#send(bytes);
       sub.bytesSent += bytes.byteLength;
       hubStats.bytesOut += bytes.byteLength;
