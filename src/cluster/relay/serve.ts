@@ -22,10 +22,12 @@ import {
   encodeControl,
   FLAG_KEYFRAME,
   FLAG_SEQUENCE_HEADER,
+  FRAME_HEADER_SIZE,
   FrameDecoder,
   frameHeader,
   FrameKind,
   type WireFrame,
+  writeFrameHeader,
 } from "./wire.ts";
 
 export interface PullGrant {
@@ -176,33 +178,38 @@ export class RelayServer {
     const hubStats = this.hub.stats;
     // The first frames a subscriber gets are the codec headers: send them as one HEADERS frame.
     const headers: Uint8Array[] = [];
-    let starting = true;
+    let frame = sub.read();
+    while (frame !== null) {
+      if (frame === undefined) {
+        if (headers.length > 0) break;
+        await sub.wait();
+      } else if (isHeader(frame)) {
+        headers.push(frame.tag);
+      } else {
+        break;
+      }
+      frame = sub.read();
+    }
+    if (headers.length > 0) writer.write(this.#headersFrame(headers)).catch(onError);
+    // Then media: everything queued goes out as one write (frames that arrived together).
+    const encode = (f: MediaFrame) => {
+      served.frames++;
+      served.bytes += f.tag.byteLength;
+      return encodeMediaFrame(f);
+    };
+    let bytes: Uint8Array | null | undefined = frame ? encode(frame) : frame;
     for (;;) {
       if (writeError) throw writeError;
-      const frame = sub.read();
-      if (frame === undefined) {
-        if (headers.length > 0) writer.write(this.#headersFrame(headers)).catch(onError);
-        headers.length = 0;
+      if (bytes === null) break;
+      if (bytes === undefined) {
         await sub.wait();
-        continue;
+      } else {
+        if (writer.desiredSize !== null && writer.desiredSize <= 0) await writer.ready;
+        writer.write(bytes).catch(onError);
+        served.lastFrameAt = this.now();
+        hubStats.bytesOut += bytes.byteLength;
       }
-      if (frame === null) break;
-      if (starting && isHeader(frame)) {
-        headers.push(frame.tag);
-        continue;
-      }
-      if (starting) {
-        starting = false;
-        if (headers.length > 0) writer.write(this.#headersFrame(headers)).catch(onError);
-        headers.length = 0;
-      }
-      if (writer.desiredSize !== null && writer.desiredSize <= 0) await writer.ready;
-      writer.write(frameHeader(FrameKind.Media, flagsOf(frame), frame.tag.byteLength)).catch(onError);
-      writer.write(frame.tag).catch(onError);
-      served.frames++;
-      served.bytes += frame.tag.byteLength;
-      served.lastFrameAt = this.now();
-      hubStats.bytesOut += frame.tag.byteLength;
+      bytes = sub.readBatch(encode);
     }
     await writer.write(encodeControl(FrameKind.End, { reason: "unpublished" }));
     await writer.close();
@@ -221,6 +228,14 @@ export class RelayServer {
 
 function isHeader(f: MediaFrame): boolean {
   return f.sequenceHeader || f.type === TagType.Script;
+}
+
+/** A MEDIA frame: the relay header and the tag in one buffer, so the pair is one write. */
+function encodeMediaFrame(f: MediaFrame): Uint8Array {
+  const out = new Uint8Array(FRAME_HEADER_SIZE + f.tag.byteLength);
+  writeFrameHeader(out, FrameKind.Media, flagsOf(f), f.tag.byteLength);
+  out.set(f.tag, FRAME_HEADER_SIZE);
+  return out;
 }
 
 function flagsOf(f: MediaFrame): number {

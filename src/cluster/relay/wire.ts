@@ -36,10 +36,18 @@ export interface WireFrame {
 
 export function frameHeader(kind: FrameKind, flags: number, length: number): Uint8Array {
   const h = new Uint8Array(FRAME_HEADER_SIZE);
-  h[0] = kind;
-  h[1] = flags;
-  new DataView(h.buffer).setUint32(2, length);
+  writeFrameHeader(h, kind, flags, length);
   return h;
+}
+
+/** Writes a frame header at the start of `target` (which has room for the payload after it). */
+export function writeFrameHeader(target: Uint8Array, kind: FrameKind, flags: number, length: number): void {
+  target[0] = kind;
+  target[1] = flags;
+  target[2] = length >>> 24;
+  target[3] = (length >>> 16) & 0xff;
+  target[4] = (length >>> 8) & 0xff;
+  target[5] = length & 0xff;
 }
 
 export function encodeControl(kind: FrameKind, value: unknown): Uint8Array {
