@@ -394,6 +394,18 @@ Deno.test("cluster API: every /cluster/api route against the documented contract
   const alpha = fakeSession("live/alpha", { origin_id: "origin-x", version: 5 });
   const app = fakeSession("app/one", { origin_id: "origin-y", video_codec: null, width: null, height: null });
 
+  await t.step("sessions/sync: records of an origin this node does not know are refused", async () => {
+    const forged = fakeSession("live/forged", { origin_id: "never-heard-of", version: 99 });
+    assert.deepEqual(await api.ok("POST", "sessions/sync", { body: { sessions: [forged] } }), {
+      accepted: 0,
+    });
+    assert.ok(!(await api.sessions()).some((s) => s.stream_path === "live/forged"));
+    // The origins of the records below introduce themselves first, as real peers do.
+    for (const id of ["origin-x", "origin-y"]) {
+      await api.ok("POST", "heartbeat", { body: { summary: fakeSummary(id, NOBODY, { incarnation: 1 }) } });
+    }
+  });
+
   await t.step("POST sessions/sync: records show up in GET sessions, sorted by stream_path", async () => {
     const data = await api.ok<{ accepted: number }>("POST", "sessions/sync", {
       body: { sessions: [zeta, alpha, app] },

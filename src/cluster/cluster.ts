@@ -189,7 +189,10 @@ export class Cluster implements AsyncDisposable {
     const now = Date.now();
     for (const r of records) {
       if (r.origin_id === this.identity.serverId) continue;
-      if (this.sync.membership.state(r.origin_id) === NodeState.Offline) continue;
+      // Only records of origins this node knows and that are not Offline: a record naming an
+      // unknown node (forged, or from a node long gone) could otherwise claim a live stream.
+      const originState = this.sync.membership.state(r.origin_id);
+      if (originState === null || originState === NodeState.Offline) continue;
       if (!this.registry.apply(r, now)) continue;
       accepted++;
       this.events.emit(r.active ? "sessionUpdated" : "sessionEnded", r);
@@ -226,13 +229,19 @@ export class Cluster implements AsyncDisposable {
       this.hub,
       this.client,
       transport,
-      { origin: (path) => this.#remoteOrigin(path) },
+      {
+        origin: (path) => this.#remoteOrigin(path),
+        isLive: (originId, path) =>
+          this.registry.get(originId, path)?.active === true &&
+          this.sync.membership.state(originId) !== NodeState.Offline,
+      },
       this.log,
     );
     this.relay = relay;
     this.load.relayCount = () => relay.count().total;
     this.hub.missingStreamHandler = (path) => relay.ensure(path);
     this.events.on("sessionUpdated", (rec) => relay.onSessionUpdated(rec));
+    this.events.on("sessionEnded", (rec) => relay.onSessionEnded(rec));
     this.events.on("nodeOffline", (id) => relay.onNodeOffline(id));
     return relay;
   }

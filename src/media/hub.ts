@@ -27,6 +27,9 @@ import {
   parseHevcDecoderConfig,
 } from "../flv/mod.ts";
 
+/** Byte bound of one stream's GOP cache (beside the `max_gop_frames` frame bound). */
+export const MAX_GOP_BYTES = 64 * 1024 * 1024;
+
 export type PublishProtocol = "rtmp" | "relay";
 
 export interface PublisherInfo {
@@ -86,6 +89,7 @@ export class LiveStream {
   bitrateKbps = 0;
   #rateWindowStart = 0;
   #rateWindowBytes = 0;
+  #gopBytes = 0;
   #tsOffset = 0;
   #rebase = false;
   #lastTs = { [TagType.Audio]: -1, [TagType.Video]: -1, [TagType.Script]: -1 } as Record<TagType, number>;
@@ -151,9 +155,14 @@ export class LiveStream {
       if (frame.type === TagType.Video && frame.keyframe) {
         this.gop.length = 0;
         this.gop.push(frame);
+        this.#gopBytes = frame.tag.byteLength;
       } else if (this.gop.length > 0) {
-        if (this.gop.length >= this.hub.options.maxGopFrames) this.gop.length = 0;
-        else this.gop.push(frame);
+        // Over either bound the cache is dropped until the next keyframe (new players then
+        // wait for it) rather than grow: a hostile or broken publisher cannot pin unbounded memory.
+        this.#gopBytes += frame.tag.byteLength;
+        if (this.gop.length >= this.hub.options.maxGopFrames || this.#gopBytes > MAX_GOP_BYTES) {
+          this.gop.length = 0;
+        } else this.gop.push(frame);
       }
     }
     for (const sub of this.subscribers) sub.push(frame);

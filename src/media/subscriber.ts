@@ -11,6 +11,9 @@ import { concatBytes } from "../bytes/mod.ts";
 import type { MediaFrame } from "./frame.ts";
 import { TagType } from "./frame.ts";
 
+/** Byte bound of one player's queue, whatever the frame count (huge frames from a hostile publisher). */
+export const MAX_QUEUED_BYTES = 32 * 1024 * 1024;
+
 export type PlayProtocol = "http-flv" | "ws-flv" | "rtmp" | "relay";
 
 export interface SubscriberInfo {
@@ -44,6 +47,8 @@ export class Subscriber {
   readonly capacity: number;
   #head = 0;
   #count = 0;
+  /** Bytes of the queued frames: the queue is full at `capacity` frames or MAX_QUEUED_BYTES. */
+  #bytes = 0;
   #waitKeyframe: boolean;
   #wake: (() => void) | null = null;
   #lastReadAt: number;
@@ -88,7 +93,7 @@ export class Subscriber {
         return;
       }
     }
-    if (this.#count === this.capacity) {
+    if (this.#count === this.capacity || this.#bytes + frame.tag.byteLength > MAX_QUEUED_BYTES) {
       if (this.host.now() - this.#lastReadAt > this.stallTimeoutMs) {
         this.close("stalled");
         return;
@@ -110,6 +115,7 @@ export class Subscriber {
     this.#ring.fill(undefined);
     this.#head = 0;
     this.#count = 0;
+    this.#bytes = 0;
     this.dropped += n;
     this.host.countDropped(n);
     for (const h of this.host.headers()) this.#enqueue(h);
@@ -119,6 +125,7 @@ export class Subscriber {
   #enqueue(frame: MediaFrame): void {
     this.#ring[(this.#head + this.#count) % this.capacity] = frame;
     this.#count++;
+    this.#bytes += frame.tag.byteLength;
     const wake = this.#wake;
     if (wake) {
       this.#wake = null;
@@ -134,6 +141,7 @@ export class Subscriber {
     this.#ring[this.#head] = undefined;
     this.#head = (this.#head + 1) % this.capacity;
     this.#count--;
+    this.#bytes -= frame!.tag.byteLength;
     return frame;
   }
 
@@ -173,6 +181,7 @@ export class Subscriber {
     if (reason !== "ended") {
       this.#ring.fill(undefined);
       this.#count = 0;
+      this.#bytes = 0;
     }
     this.host.detach(this);
     this.onClose?.(reason);

@@ -9,7 +9,7 @@
  */
 
 import { ByteQueue } from "../bytes/mod.ts";
-import { allocTagBuffer } from "../media/mod.ts";
+import { allocTagBuffer, TAG_OVERHEAD } from "../media/mod.ts";
 import { TAG_HEADER_SIZE } from "../flv/mod.ts";
 
 export class RtmpProtocolError extends Error {
@@ -56,6 +56,13 @@ interface ChunkStreamState {
 }
 
 const MAX_CHUNK_STREAMS = 64;
+/** Messages being assembled at once; real clients interleave a handful (audio, video, commands). */
+const MAX_PARTIAL_MESSAGES = 8;
+/**
+ * A message buffer starts at most this big and grows as chunks arrive, so a header that
+ * declares a large message costs memory only once the bytes are actually sent.
+ */
+const INITIAL_MESSAGE_BUFFER = 64 * 1024;
 export const MAX_CHUNK_SIZE = 0x7fffffff;
 
 export class ChunkReader {
@@ -189,21 +196,28 @@ export class ChunkReader {
       st.type = type;
       st.streamId = streamId;
       st.extended = extended;
-      if (type === MessageType.Audio || type === MessageType.Video) {
-        st.buf = allocTagBuffer(length);
-        st.bodyOffset = TAG_HEADER_SIZE;
-      } else {
-        st.buf = new Uint8Array(length);
-        st.bodyOffset = 0;
+      if (this.#partialMessages() >= MAX_PARTIAL_MESSAGES) {
+        throw new RtmpProtocolError(`more than ${MAX_PARTIAL_MESSAGES} messages in progress at once`);
       }
+      const isTag = type === MessageType.Audio || type === MessageType.Video;
+      st.bodyOffset = isTag ? TAG_HEADER_SIZE : 0;
+      st.buf = isTag && length <= INITIAL_MESSAGE_BUFFER
+        ? allocTagBuffer(length)
+        : new Uint8Array(Math.min(st.bodyOffset + length, INITIAL_MESSAGE_BUFFER));
       st.received = 0;
     }
-    const buf = st.buf!;
-    buf.set(data.subarray(p, p + chunkLen), st.bodyOffset + st.received);
+    const end = st.bodyOffset + st.received + chunkLen;
+    if (end > st.buf!.byteLength) {
+      st.buf = grow(st.buf!, st.bodyOffset + st.received, this.#fullSize(st), end);
+    }
+    st.buf!.set(data.subarray(p, p + chunkLen), st.bodyOffset + st.received);
     st.received += chunkLen;
     this.#queue.consume(p + chunkLen);
 
     if (st.received === st.length) {
+      // A tag buffer must end up exactly header + body + trailer long (see media allocTagBuffer).
+      const full = this.#fullSize(st);
+      const buf = st.buf!.byteLength === full ? st.buf! : grow(st.buf!, end, full, full);
       st.buf = null;
       st.received = 0;
       const isTag = st.bodyOffset > 0;
@@ -218,6 +232,23 @@ export class ChunkReader {
     }
     return true;
   }
+
+  #fullSize(st: ChunkStreamState): number {
+    return st.bodyOffset > 0 ? st.length + TAG_OVERHEAD : st.length;
+  }
+
+  #partialMessages(): number {
+    let n = 0;
+    for (const st of this.#streams.values()) if (st.buf !== null) n++;
+    return n;
+  }
+}
+
+/** A bigger buffer (doubling, at most `limit`, at least `needed`) holding the first `used` bytes. */
+function grow(buf: Uint8Array, used: number, limit: number, needed: number): Uint8Array {
+  const next = new Uint8Array(Math.min(limit, Math.max(needed, buf.byteLength * 2)));
+  next.set(buf.subarray(0, used));
+  return next;
 }
 
 /**

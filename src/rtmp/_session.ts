@@ -149,15 +149,15 @@ export class RtmpSession {
   #onMessage(m: RtmpMessage): void {
     switch (m.type) {
       case MessageType.SetChunkSize: {
-        const size = new DataView(m.payload.buffer, m.payload.byteOffset).getUint32(0) & 0x7fffffff;
+        const size = controlValue(m) & 0x7fffffff;
         this.#reader.setChunkSize(size);
         return;
       }
       case MessageType.Abort:
-        this.#reader.abort(new DataView(m.payload.buffer, m.payload.byteOffset).getUint32(0));
+        this.#reader.abort(controlValue(m));
         return;
       case MessageType.WindowAckSize:
-        this.#peerAckWindow = new DataView(m.payload.buffer, m.payload.byteOffset).getUint32(0);
+        this.#peerAckWindow = controlValue(m);
         return;
       case MessageType.UserControl:
         this.#onUserControl(m.payload);
@@ -464,6 +464,16 @@ export class RtmpSession {
       // already closed
     }
   }
+}
+
+/** The 32-bit value every protocol control message (chunk size, abort, ack window) carries. */
+function controlValue(m: RtmpMessage): number {
+  if (m.payload.byteLength < 4) {
+    throw new RtmpProtocolError(
+      `protocol control message ${m.type} has ${m.payload.byteLength} bytes, needs 4`,
+    );
+  }
+  return new DataView(m.payload.buffer, m.payload.byteOffset, 4).getUint32(0);
 }
 
 function isObject(v: Amf0Value): v is Amf0Object {

@@ -299,3 +299,32 @@ Deno.test("chunks: a small message limit still accepts full socket reads of many
   assert.equal(got.length, 300);
   assert.deepEqual(got.map((m) => m.timestamp), Array.from({ length: 300 }, (_, i) => i * 40));
 });
+
+Deno.test("chunks: at most 8 messages in progress; a large declared length is not allocated up front", () => {
+  const reader = new ChunkReader(8 * 1024 * 1024);
+  const big = new Uint8Array(4 * 1024 * 1024);
+  const firstChunkOf = (csid: number) =>
+    encodeChunks(csid, MessageType.CommandAmf0, 0, 0, big, 128).subarray(0, 12 + 128);
+  for (let csid = 3; csid < 3 + 8; csid++) {
+    reader.push(firstChunkOf(csid), () => assert.fail("no message yet"));
+  }
+  assert.throws(() => reader.push(firstChunkOf(20), () => {}), RtmpProtocolError);
+});
+
+Deno.test("chunks: a message larger than the initial buffer grows and arrives intact", () => {
+  const reader = new ChunkReader(8 * 1024 * 1024);
+  reader.setChunkSize(4096);
+  const body = new Uint8Array(300_000).map((_, i) => i * 7);
+  const got: RtmpMessage[] = [];
+  const bytes = encodeChunks(6, MessageType.Video, 1, 40, body, 4096);
+  for (let off = 0; off < bytes.byteLength; off += 1000) {
+    reader.push(bytes.subarray(off, off + 1000), (m) => got.push(m));
+  }
+  assert.equal(got.length, 1);
+  assert.deepEqual(got[0]!.payload, body);
+  assert.equal(
+    got[0]!.tagBuffer!.byteLength,
+    body.byteLength + 15,
+    "tag buffer is exactly header + body + trailer",
+  );
+});

@@ -23,6 +23,9 @@ import { PullRelay } from "./pull.ts";
 import { RelayServer } from "./serve.ts";
 import type { z } from "zod";
 
+/** A relay this long without frames may be moved to a newly announced origin at once. */
+const REPOINT_AFTER_SILENCE_MS = 250;
+
 export interface RelayManagerOptions {
   selfId: string;
   /** false on origin-only nodes: they never pull. */
@@ -37,6 +40,8 @@ export interface RelayManagerOptions {
 export interface RelayLookup {
   /** The live session of `path` whose origin is another node, with that node's relay certificate. */
   origin(path: StreamPath): { record: SessionRecord; peerCert: string } | null;
+  /** Whether `originId` still has a live session of `path` and is not Offline. */
+  isLive(originId: string, path: StreamPath): boolean;
 }
 
 export class RelayManager implements RelayApi, AsyncDisposable {
@@ -106,17 +111,32 @@ export class RelayManager implements RelayApi, AsyncDisposable {
   }
 
   /** A session appeared or changed somewhere in the cluster. */
-  onSessionUpdated(record: SessionRecord): void {
+  onSessionUpdated(record: SessionRecord, recheck = true): void {
     if (!record.active || record.origin_id === this.options.selfId) return;
     const path = record.stream_path as StreamPath;
     const relay = this.#pulls.get(path);
     if (relay && !relay.stopped) {
-      if (relay.sourceNodeId && relay.sourceNodeId !== record.origin_id) {
+      if (!relay.sourceNodeId || relay.sourceNodeId === record.origin_id) return;
+      // Move only once the current origin has let go: a second claim (e.g. a late or forged
+      // record) must not take a working relay away from an origin that still publishes. A
+      // crashed origin still looks live until it is Offline, but its relay goes silent: look
+      // again shortly, and move if no frame came meanwhile.
+      const silent = this.now() - relay.lastFrameAt > REPOINT_AFTER_SILENCE_MS;
+      if (silent || !this.lookup.isLive(relay.sourceNodeId, path)) {
         relay.repoint("stream moved to another origin");
-      }
+      } else if (recheck) setTimeout(() => this.onSessionUpdated(record, false), REPOINT_AFTER_SILENCE_MS);
       return;
     }
     if (this.hub.playerCount(path) > 0 || this.hub.hasWaiters(path)) this.ensure(path);
+  }
+
+  /** A session ended: a relay from that origin moves to another origin that has the stream now. */
+  onSessionEnded(record: SessionRecord): void {
+    const path = record.stream_path as StreamPath;
+    const relay = this.#pulls.get(path);
+    if (!relay || relay.stopped || relay.sourceNodeId !== record.origin_id) return;
+    const next = this.lookup.origin(path);
+    if (next && next.record.origin_id !== record.origin_id) relay.repoint("stream moved to another origin");
   }
 
   /** A peer went Offline: stop relays from it and relays we serve to it. */
@@ -147,11 +167,16 @@ export class RelayManager implements RelayApi, AsyncDisposable {
       return refuse("this node relays the stream; it is not its origin");
     }
     if (req.requestor_id === this.options.selfId) return refuse("a node cannot pull from itself");
-    this.server.grant(req.session_id, {
-      path,
-      requestorId: req.requestor_id,
-      expiresAt: this.now() + this.options.establishTimeoutMs,
-    });
+    try {
+      this.server.grant(req.session_id, {
+        path,
+        requestorId: req.requestor_id,
+        expiresAt: this.now() + this.options.establishTimeoutMs,
+      });
+    } catch (err) {
+      if (err instanceof RangeError) return refuse("too many pending relay requests; retry later");
+      throw err;
+    }
     return {
       request_id: req.request_id,
       accepted: true,

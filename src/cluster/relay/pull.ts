@@ -125,6 +125,9 @@ export class PullRelay {
           this.#endAttempt();
         }
         if (this.#stopped) break;
+        // The attempt failed but the registry names another origin now: go there at once.
+        const now = this.deps.origin(this.path)?.record.origin_id;
+        if (now && now !== origin.record.origin_id) this.#repointed = true;
         if (this.#repointed) {
           // The stream moved or its origin went Offline: not a failure of the new origin, and
           // no reason to wait retry_delay before asking the registry where the stream is now.

@@ -272,7 +272,7 @@ async function relayPair(o: PairOptions = {}) {
     originHub,
     noPeers,
     originT,
-    { origin: () => null },
+    { origin: () => null, isLive: () => false },
     log.child({ node: "origin" }),
   );
   const pullRequests: ReturnType<typeof relayPullRequest.parse>[] = [];
@@ -313,6 +313,7 @@ async function relayPair(o: PairOptions = {}) {
         state.originKnown && originHub.get(p)?.live
           ? { record: sessionRecord(p), peerCert: originT.certPem }
           : null,
+      isLive: (_id, p) => state.originKnown && originHub.get(p)?.live === true,
     },
     log.child({ node: "edge" }),
   );
@@ -632,7 +633,11 @@ Deno.test("relay: garbage or a wrong first frame is refused with a clean close; 
       /JSON/,
     ],
     ["hello too big", frameHeader(FrameKind.Hello, 0, 1_000_000), /exceeds/],
-    ["header only, then silence", Uint8Array.of(FrameKind.Hello, 0, 0), /before HELLO/],
+    [
+      "header only, then silence",
+      Uint8Array.of(FrameKind.Hello, 0, 0),
+      /no HELLO within the establish timeout/,
+    ],
   ];
   for (const [name, bytes, reason] of cases) {
     const s = await env.edgeT.openStream(env.originPeer(), 2000);

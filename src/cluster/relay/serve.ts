@@ -26,6 +26,7 @@ import {
   FrameDecoder,
   frameHeader,
   FrameKind,
+  MAX_CONTROL_PAYLOAD,
   type WireFrame,
   writeFrameHeader,
 } from "./wire.ts";
@@ -130,16 +131,20 @@ export class RelayServer {
   async #readHello(
     reader: ReadableStreamDefaultReader<Uint8Array>,
   ): Promise<{ sessionId: string; path: StreamPath; requestorId: string }> {
-    const decoder = new FrameDecoder();
+    // Before HELLO is checked the peer is unauthenticated: accept control-sized frames only.
+    const decoder = new FrameDecoder(MAX_CONTROL_PAYLOAD);
     const frames: WireFrame[] = [];
-    const deadline = setTimeout(
-      () => reader.cancel("hello timeout").catch(() => {}),
-      this.establishTimeoutMs,
-    );
+    let timedOut = false;
+    const deadline = setTimeout(() => {
+      timedOut = true;
+      reader.cancel("hello timeout").catch(() => {});
+    }, this.establishTimeoutMs);
     try {
       while (frames.length === 0) {
         const { done, value } = await reader.read();
-        if (done) throw new Error("stream ended before HELLO");
+        if (done) {
+          throw new Error(timedOut ? "no HELLO within the establish timeout" : "stream ended before HELLO");
+        }
         decoder.push(value, (f) => frames.push(f));
       }
     } finally {

@@ -21,7 +21,7 @@ export const FLAG_SEQUENCE_HEADER = 2;
 export const FRAME_HEADER_SIZE = 6;
 /** Largest payload accepted: a video frame well beyond any sane bitrate. */
 export const MAX_FRAME_PAYLOAD = 16 * 1024 * 1024;
-const MAX_CONTROL_PAYLOAD = 4096;
+export const MAX_CONTROL_PAYLOAD = 4096;
 
 export class RelayWireError extends Error {
   override name = "RelayWireError";
@@ -70,7 +70,12 @@ export function decodeControl(frame: WireFrame): Record<string, unknown> {
 
 /** Incremental decoder: push what the stream delivers, get whole frames back. */
 export class FrameDecoder {
-  readonly #queue = new ByteQueue(MAX_FRAME_PAYLOAD + FRAME_HEADER_SIZE + 64 * 1024, 256 * 1024);
+  readonly #queue: ByteQueue;
+
+  /** `maxMediaPayload`: the largest HEADERS/MEDIA payload accepted (control frames: 4 KiB). */
+  constructor(readonly maxMediaPayload = MAX_FRAME_PAYLOAD) {
+    this.#queue = new ByteQueue(maxMediaPayload + FRAME_HEADER_SIZE + 64 * 1024, 64 * 1024);
+  }
 
   push(chunk: Uint8Array, onFrame: (f: WireFrame) => void): void {
     this.#queue.push(chunk);
