@@ -14,7 +14,7 @@ run: tools
 	$(DENO) run $(PERMS) main.ts --config $(CONFIG)
 
 dev: tools
-	$(DENO) task dev
+	$(DENO) run --watch $(PERMS) main.ts --config $(CONFIG)
 
 test: tools
 	bash tests/run.sh

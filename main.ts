@@ -2,7 +2,7 @@
 
 import { ConfigError, loadConfig, parseCliArgs } from "./src/config/mod.ts";
 import { configureLogging, errorMessage, rootLogger } from "./src/log/mod.ts";
-import { startNode } from "./src/node.ts";
+import { ListenError, startNode } from "./src/node.ts";
 
 async function main(): Promise<number> {
   let config;
@@ -20,6 +20,10 @@ async function main(): Promise<number> {
   try {
     node = await startNode(config);
   } catch (err) {
+    if (err instanceof ListenError) {
+      console.error(err.message);
+      return 2;
+    }
     rootLogger.error("node failed to start", { error: errorMessage(err) });
     return 1;
   }

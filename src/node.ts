@@ -41,17 +41,19 @@ export async function startNode(config: Config, log: Logger = rootLogger): Promi
   const httpAddr = parseListenAddr(config.global.http.listenaddr);
   const httpLog = log.child({ svc: "http" });
   let handler: FetchHandler = () => new Response("starting", { status: 503 });
-  const server = Deno.serve({
-    hostname: httpAddr.hostname,
-    port: httpAddr.port,
-    onListen: () => {},
-    onError: (err) => {
-      // A stalled or kicked player's response is ended with an error on purpose (already logged).
-      if (err instanceof PlayerDroppedError) httpLog.debug("player response aborted", { error: err.message });
-      else httpLog.warn("http request failed", { error: errorMessage(err) });
-      return new Response("internal error", { status: 500 });
-    },
-  }, (req, info) => handler(req, info));
+  const server = listening("global.http.listenaddr", config.global.http.listenaddr, () =>
+    Deno.serve({
+      hostname: httpAddr.hostname,
+      port: httpAddr.port,
+      onListen: () => {},
+      onError: (err) => {
+        // A stalled or kicked player's response is ended with an error on purpose (already logged).
+        if (err instanceof PlayerDroppedError) {
+          httpLog.debug("player response aborted", { error: err.message });
+        } else httpLog.warn("http request failed", { error: errorMessage(err) });
+        return new Response("internal error", { status: 500 });
+      },
+    }, (req, info) => handler(req, info)));
   const httpPort = server.addr.port;
 
   let cluster: Cluster | null = null;
@@ -64,15 +66,20 @@ export async function startNode(config: Config, log: Logger = rootLogger): Promi
   }
 
   const rtmpAddr = parseListenAddr(config.rtmp.tcp.listenaddr);
-  const rtmp = new RtmpServer(rtmpAddr.hostname, rtmpAddr.port, {
-    hub,
-    chunkSize: config.rtmp.chunk_size,
-    maxMessageSize: config.rtmp.max_message_size,
-    handshakeTimeoutMs: config.rtmp.handshake_timeout * 1000,
-    waitTimeoutMs: config.flv.wait_timeout * 1000,
-    publishIdleTimeoutMs: config.rtmp.publish_idle_timeout * 1000,
-    ...(cluster ? { gate: cluster.rtmpGate() } : {}),
-  }, log.child({ svc: "rtmp" }));
+  const rtmp = listening(
+    "rtmp.tcp.listenaddr",
+    config.rtmp.tcp.listenaddr,
+    () =>
+      new RtmpServer(rtmpAddr.hostname, rtmpAddr.port, {
+        hub,
+        chunkSize: config.rtmp.chunk_size,
+        maxMessageSize: config.rtmp.max_message_size,
+        handshakeTimeoutMs: config.rtmp.handshake_timeout * 1000,
+        waitTimeoutMs: config.flv.wait_timeout * 1000,
+        publishIdleTimeoutMs: config.rtmp.publish_idle_timeout * 1000,
+        ...(cluster ? { gate: cluster.rtmpGate() } : {}),
+      }, log.child({ svc: "rtmp" })),
+  );
 
   if (cluster) {
     const host = isWildcardHost(rtmpAddr.hostname)
@@ -127,17 +134,38 @@ export async function startNode(config: Config, log: Logger = rootLogger): Promi
 /** The QUIC endpoint of the relay, advertised at the HTTP address's host when bound to a wildcard. */
 async function startRelayTransport(config: Config, httpAddress: string, log: Logger): Promise<QuicTransport> {
   const q = config.cluster.quic;
-  const tls = q.cert_file ? await loadTls(q.cert_file, q.key_file, q.ca_file) : await generateSelfSigned();
+  const tls = q.cert_file
+    ? await loadTls(q.cert_file, q.key_file, q.ca_file).catch((err) => {
+      throw new ListenError(
+        `config: cluster.quic.cert_file/key_file/ca_file: cannot read: ${errorMessage(err)}`,
+      );
+    })
+    : await generateSelfSigned();
   const bind = parseListenAddr(q.listenaddr);
   const advertiseHost = isWildcardHost(bind.hostname)
     ? httpAddress.slice(0, httpAddress.lastIndexOf(":"))
     : bind.hostname;
   const healthMs = config.cluster.relay.health_check_interval * 1000;
-  return new QuicTransport({
-    hostname: bind.hostname,
-    port: bind.port,
-    advertiseHost,
-    tls,
-    idleTimeoutMs: Math.min(30_000, Math.max(1000, 2 * healthMs)),
-  }, log.child({ svc: "quic" }));
+  return listening("cluster.quic.listenaddr", q.listenaddr, () =>
+    new QuicTransport({
+      hostname: bind.hostname,
+      port: bind.port,
+      advertiseHost,
+      tls,
+      idleTimeoutMs: Math.min(30_000, Math.max(1000, 2 * healthMs)),
+    }, log.child({ svc: "quic" })));
+}
+
+/** A start-up failure an operator fixes in the config; its message is one line naming the field. */
+export class ListenError extends Error {
+  override name = "ListenError";
+}
+
+/** Runs `bind`, turning a failure into a `ListenError` that names the config field and address. */
+function listening<T>(field: string, addr: string, bind: () => T): T {
+  try {
+    return bind();
+  } catch (err) {
+    throw new ListenError(`config: ${field}: cannot listen on ${addr}: ${errorMessage(err)}`, { cause: err });
+  }
 }

@@ -50,7 +50,7 @@ export class SyncManager implements Disposable {
   synced = false;
   readonly #inFlight = new Set<string>();
   #timers: ReturnType<typeof setInterval>[] = [];
-  #duplicateLogged = new Set<string>();
+  #refusalLogged = new Set<string>();
   /** Heartbeat round-trip times in ms by server_id (for metrics). */
   readonly rtts = new Map<string, number>();
 
@@ -167,15 +167,20 @@ export class SyncManager implements Disposable {
         heartbeatAnswer,
       );
       this.#merge(answer, address, performance.now() - started);
-      this.#duplicateLogged.delete(address);
+      this.#refusalLogged.delete(address);
     } catch (err) {
-      if (err instanceof PeerError && err.status === 409) {
-        if (!this.#duplicateLogged.has(address)) {
-          this.#duplicateLogged.add(address);
-          this.log.error("peer refused this node: duplicate server_id", {
-            peer: address,
-            error: err.message,
-          });
+      const refusal = err instanceof PeerError
+        ? err.status === 409
+          ? "duplicate server_id"
+          : err.status === 401
+          ? "wrong or missing internal_api_key"
+          : null
+        : null;
+      if (refusal) {
+        // Said once per peer (until it accepts us): a misconfigured node must hear why it cannot join.
+        if (!this.#refusalLogged.has(address)) {
+          this.#refusalLogged.add(address);
+          this.log.error(`peer refused this node: ${refusal}`, { peer: address, error: errorMessage(err) });
         }
       } else {
         this.log.debug("heartbeat failed", { peer: address, error: errorMessage(err) });
